@@ -1,0 +1,40 @@
+"""Model files: ``{arch, cfg, num_classes, state_dict, run, ...}``, loadable with plain torch and
+the model registry, validated on load so a wrong or damaged file fails with one clear line."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from torch import nn
+
+from . import models
+from .errors import UserError
+from .io import load_torch, save_torch
+
+REQUIRED = ("arch", "cfg", "num_classes", "state_dict")
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, arch: str, num_classes: int, **meta: Any) -> None:
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_torch(path, {"arch": arch, "cfg": list(model.cfg), "num_classes": num_classes, "state_dict": state, **meta})
+
+
+def load_model(path: str | os.PathLike, expect_arch: str | None = None) -> tuple[nn.Module, dict]:
+    blob = load_torch(path, what="model checkpoint")
+    if not isinstance(blob, dict) or any(k not in blob for k in REQUIRED):
+        raise UserError(f"{path} is not a prunebench model file (needs {', '.join(REQUIRED)}); rerun the step that makes it")
+    arch = blob["arch"]
+    if expect_arch is not None and arch != expect_arch:
+        raise UserError(f"{path} holds a {arch} model but {expect_arch} was asked for; pass the matching checkpoint")
+    try:
+        model = models.build(arch, blob["cfg"], blob["num_classes"])
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise UserError(f"{path}: cfg {blob['cfg']} does not build a {arch} ({e}); the file is damaged, rerun its step") from None
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError:
+        raise UserError(
+            f"{path}: weights do not fit {arch} with cfg {blob['cfg']}; the file is damaged or edited, rerun its step"
+        ) from None
+    return model, {k: v for k, v in blob.items() if k != "state_dict"}

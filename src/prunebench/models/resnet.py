@@ -1,0 +1,121 @@
+"""CIFAR ResNet-20/32/56/110 (He et al.) as in Li et al. and the L1-norm folder of Rethinking.
+
+Depth 6n+2: a 3x3 stem of 16 channels, three stages of n post-activation basic blocks with
+16/32/64 output channels, global average pooling and one linear layer. The shortcut is
+option A (no parameters): a 2x2 average pool (the L1 reference) or a stride-2 subsample
+(the SFP reference) followed by zero channel padding.
+
+``cfg`` holds each block's first-conv width, the only width Li et al. prune on CIFAR: the
+second conv must match the parameter-free shortcut.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .groups import ChannelGroup, bn_keys
+
+STAGE_WIDTHS = (16, 32, 64)
+
+
+def default_cfg(depth: int) -> list[int]:
+    n = blocks_per_stage(depth)
+    return [w for w in STAGE_WIDTHS for _ in range(n)]
+
+
+def blocks_per_stage(depth: int) -> int:
+    if (depth - 2) % 6:
+        raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+    return (depth - 2) // 6
+
+
+class ShortcutA(nn.Module):
+    """Parameter-free shortcut: downsample spatially, then pad the new channels with zeros."""
+
+    def __init__(self, stride: int, extra_channels: int, mode: str = "avgpool"):
+        super().__init__()
+        self.stride, self.extra, self.mode = stride, extra_channels, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = F.avg_pool2d(x, self.stride) if self.mode == "avgpool" else x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra)) if self.extra else x
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, mid: int, c_out: int, stride: int, shortcut: str):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, mid, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        needs_shortcut = stride != 1 or c_in != c_out
+        self.shortcut = ShortcutA(stride, c_out - c_in, shortcut) if needs_shortcut else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    def __init__(self, depth: int, cfg: list[int] | None = None, num_classes: int = 10, shortcut: str = "avgpool"):
+        super().__init__()
+        if shortcut not in ("avgpool", "subsample"):
+            raise ValueError(f"shortcut must be 'avgpool' or 'subsample', got {shortcut!r}")
+        n = blocks_per_stage(depth)
+        self.depth, self.shortcut = depth, shortcut
+        self.cfg = list(cfg) if cfg is not None else default_cfg(depth)
+        if len(self.cfg) != 3 * n:
+            raise ValueError(f"ResNet-{depth} cfg needs {3 * n} block widths, got {len(self.cfg)}")
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        c_in, i = 16, 0
+        for s, width in enumerate(STAGE_WIDTHS):
+            blocks = []
+            for b in range(n):
+                stride = 2 if (s > 0 and b == 0) else 1
+                blocks.append(BasicBlock(c_in, self.cfg[i], width, stride, shortcut))
+                c_in, i = width, i + 1
+            self.add_module(f"layer{s + 1}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(64, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+                m.weight.data.normal_(0, math.sqrt(2.0 / n))
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.data.fill_(1)
+                m.bias.data.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        x = F.adaptive_avg_pool2d(x, 1)
+        return self.fc(torch.flatten(x, 1))
+
+    def channel_groups(self) -> list[ChannelGroup]:
+        """The first conv of each block; Li et al. number it 2b for the b-th block (stem = 1)."""
+        n = blocks_per_stage(self.depth)
+        groups = []
+        for i in range(3 * n):
+            s, b = divmod(i, n)
+            block = f"layer{s + 1}.{b}"
+            groups.append(
+                ChannelGroup(
+                    name=f"{block}.conv1",
+                    cfg_index=i,
+                    layer_id=2 * (i + 1),
+                    stage=s,
+                    width=self.cfg[i],
+                    producers=((f"{block}.conv1.weight", 0),) + bn_keys(f"{block}.bn1"),
+                    consumers=((f"{block}.conv2.weight", 1),),
+                )
+            )
+        return groups

@@ -1,0 +1,54 @@
+"""Physical pruning: build the smaller network and copy the kept weights into it.
+
+Works for any model that declares ``channel_groups()``: every tensor slice a group names is
+cut at the kept indices, everything else is copied as is.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .. import models
+
+
+def pruned_cfg(model: nn.Module, keep: dict[str, torch.Tensor]) -> list:
+    cfg = list(model.cfg)
+    for g in model.channel_groups():
+        if g.name in keep:
+            cfg[g.cfg_index] = int(len(keep[g.name]))
+    return cfg
+
+
+def prune(model: nn.Module, arch: str, keep: dict[str, torch.Tensor], num_classes: int, **build_kwargs) -> nn.Module:
+    """A new, smaller ``arch`` model holding ``model``'s weights at the kept channel indices."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for g in model.channel_groups():
+        if g.name not in keep:
+            continue
+        idx = keep[g.name]
+        for key, dim in g.producers + g.consumers:
+            state[key] = state[key].index_select(dim, idx)
+    small = models.build(arch, pruned_cfg(model, keep), num_classes, **build_kwargs)
+    small.load_state_dict(state)
+    return small
+
+
+def masked_copy(model: nn.Module, keep: dict[str, torch.Tensor]) -> nn.Module:
+    """The full-size model with every removed channel silenced (filter and BN affine zeroed).
+
+    In eval mode its outputs equal those of ``prune(model, ...)``: the check that surgery is right.
+    """
+    masked = copy.deepcopy(model)
+    params = dict(masked.named_parameters())
+    with torch.no_grad():
+        for g in masked.channel_groups():
+            if g.name not in keep:
+                continue
+            drop = torch.ones(g.width, dtype=torch.bool)
+            drop[keep[g.name]] = False
+            for key in g.silencing_keys:
+                params[key][drop] = 0
+    return masked

@@ -1,0 +1,1 @@
+"""Tables (pandas) and figures (seaborn) from evaluation JSONs, with the papers' numbers beside ours."""

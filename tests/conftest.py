@@ -1,0 +1,108 @@
+"""Shared fixtures: tiny CIFAR-shaped image trees, their tarballs, and a prepared tiny dataset."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+# Small CPU budget: one thread keeps runs deterministic and fast on a 2-core machine.
+torch.set_num_threads(1)
+
+CLASSES10 = [f"class{i:02d}" for i in range(10)]
+
+
+def write_image_tree(
+    root: Path,
+    classes: list[str] = CLASSES10,
+    n_train: int = 3,
+    n_test: int = 2,
+    seed: int = 0,
+    size: int = 32,
+) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Write root/{train,test}/<class>/NNN.png of random RGB images; return the pixels written.
+
+    The returned lists are in the order a loader that sorts by (class, file name) must produce.
+    """
+    rng = np.random.default_rng(seed)
+    written: dict[str, list[tuple[str, np.ndarray]]] = {"train": [], "test": []}
+    for split, n in (("train", n_train), ("test", n_test)):
+        for c in classes:
+            d = root / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for k in range(n):
+                px = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+                Image.fromarray(px, "RGB").save(d / f"{k:03d}.png")
+                written[split].append((c, px))
+    return written
+
+
+def write_tarball(tree: Path, tar_path: Path, arcname: str = "cifar10", reverse: bool = False) -> Path:
+    """A .tar.gz of ``tree`` (train/ and test/ under ``arcname``); ``reverse`` stores members in
+    reverse path order, as a tar tool that does not sort directory listings may."""
+    files = sorted(p for p in tree.rglob("*") if p.is_file())
+    if reverse:
+        files = files[::-1]
+    with tarfile.open(tar_path, "w:gz") as tar:
+        for f in files:
+            tar.add(f, arcname=f"{arcname}/{f.relative_to(tree).as_posix()}", recursive=False)
+    return tar_path
+
+
+@pytest.fixture
+def image_tree(tmp_path: Path):
+    """A 10-class ImageFolder tree (3 train + 2 test images per class) and the pixels written."""
+    root = tmp_path / "tree"
+    written = write_image_tree(root)
+    return root, written
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory) -> Path:
+    """A prepared cifar10-shaped dataset: 128 train and 40 test random images, made by ``prepare``."""
+    from prunebench.data import prepare
+
+    base = tmp_path_factory.mktemp("tiny_data")
+    # 10 classes; 13 train images for 8 classes and 12 for 2 = 128; 4 test images each = 40.
+    root = base / "root"
+    write_image_tree(root, n_train=13, n_test=4, seed=123)
+    for c in CLASSES10[:2]:
+        (root / "train" / c / "012.png").unlink()
+    out = base / "cifar10.pt"
+    info = prepare("cifar10", root, out, download=False)
+    assert info["train_x"] == 128 and info["test_x"] == 40
+    return out
+
+
+def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every BatchNorm non-trivial running statistics and affine parameters."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.25)
+                # scaled so a 110-layer ResNet's outputs stay O(1) and float32 tolerances apply
+                m.weight.copy_(torch.randn(n, generator=g) * 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+    return model
+
+
+@pytest.fixture
+def randomise_bn():
+    return _randomise_bn
+
+
+@pytest.fixture
+def make_tree():
+    return write_image_tree
+
+
+@pytest.fixture
+def make_tarball():
+    return write_tarball

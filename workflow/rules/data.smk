@@ -1,0 +1,20 @@
+# Decode the dataset once into one uint8 tensor file that every training job reads.
+
+
+rule prepare_data:
+    output:
+        f"{RESULTS}/data/{{dataset}}.pt",
+    log:
+        f"{RESULTS}/logs/prepare_{{dataset}}.log",
+    params:
+        root=config["data_root"],
+        download="--download" if config["download"] else "--no-download",
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=4000,
+    conda:
+        ENV
+    shell:
+        "prunebench prepare --dataset {wildcards.dataset} --data-root {params.root:q}"
+        " {params.download} --out {output:q} 2> {log:q}"
