@@ -171,9 +171,9 @@ def test_data_bad_inputs(tiny_prepared, tmp_path):
         Data(tmp_path / "other.pt")
 
 
-def test_test_batches_are_plain_normalised_images(tiny_prepared):
+def test_eval_batches_are_plain_normalised_images(tiny_prepared):
     d = Data(tiny_prepared)
-    xs, ys = zip(*D.test_batches(d.test_x, d.test_y, 16, CPU))
+    xs, ys = zip(*D.eval_batches(d.test_x, d.test_y, 16, CPU))
     assert [len(y) for y in ys] == [16, 16, 8]
     x, y = torch.cat(xs), torch.cat(ys)
     assert torch.equal(y, d.test_y)

@@ -84,11 +84,11 @@ def _from_tarball(dataset: str, tar_path: Path) -> dict:
                 parts = Path(m.name).parts
                 if not m.isfile() or len(parts) < 3 or parts[-3] not in ("train", "test"):
                     continue
-                items.append((parts[-3], parts[-2], tar.extractfile(m).read()))
+                items.append((parts[-3], parts[-2], parts[-1], tar.extractfile(m).read()))
     except (tarfile.TarError, EOFError, OSError) as e:
         raise UserError(f"{tar_path} is not a readable .tar.gz ({e}); replace it with a complete copy") from None
-    items.sort(key=lambda t: (t[0], t[1]))
-    return _split_items(items, dataset, f"tarball {tar_path}")
+    items.sort(key=lambda t: t[:3])  # archive order is arbitrary: sort as the folder loader does
+    return _split_items([(s, c, blob) for s, c, _, blob in items], dataset, f"tarball {tar_path}")
 
 
 def _tarballs(dataset: str, root: Path) -> list[Path]:
@@ -224,7 +224,7 @@ class TrainBatches:
             yield _normalise(x, self.mean, self.std), self.y[idx]
 
 
-def test_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device) -> Iterator:
+def eval_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device) -> Iterator:
     mean, std = torch.tensor(MEAN, device=device), torch.tensor(STD, device=device)
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size].to(device, non_blocking=True)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Data, TrainBatches, epoch_generator, test_batches
+from .data import Data, TrainBatches, epoch_generator, eval_batches
 from .errors import UserError
 from .io import load_torch, save_torch
 from .utils import hms
@@ -88,7 +88,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     model.eval()
     loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    for xb, yb in test_batches(x, y, batch_size, device):
+    for xb, yb in eval_batches(x, y, batch_size, device):
         out = model(xb)
         loss += F.cross_entropy(out, yb, reduction="sum")
         correct += (out.argmax(1) == yb).sum()
@@ -198,7 +198,7 @@ def _resume(path: Path, hp: Hparams, model: nn.Module, optimizer: torch.optim.Op
     except UserError as e:
         log.warning("ignoring unreadable checkpoint (%s); starting over", e)
         return fresh
-    if ckpt.get("fingerprint") != _fingerprint(hp, model):
+    if not isinstance(ckpt, dict) or ckpt.get("fingerprint") != _fingerprint(hp, model):
         log.warning("checkpoint %s was made with other hyperparameters; starting over", path)
         return fresh
     model.load_state_dict(ckpt["model"])

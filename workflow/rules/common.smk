@@ -18,7 +18,9 @@ CRITERION = config["table1"]["criterion"]
 RESULTS = config["results"]
 RUNS = f"{RESULTS}/runs/{SCALE}/{DATASET}"
 ENV = "../../envs/prunebench.yaml"
-PRUNED = [(arch, v) for arch, variants in config["table1"]["models"].items() for v in variants]
+PRUNED = [
+    (arch, v) for arch, variants in config["table1"]["models"].items() for v in variants
+]
 
 
 wildcard_constraints:
@@ -70,7 +72,9 @@ def eval_files(arch, variant, arm):
 
 
 def table1_evals():
-    files = [f for arch in config["table1"]["models"] for f in eval_files(arch, None, "base")]
+    files = [
+        f for arch in config["table1"]["models"] for f in eval_files(arch, None, "base")
+    ]
     for arch, variant in PRUNED:
         for arm in (f"finetune-{CRITERION}", "scratch-e", "scratch-b"):
             files += eval_files(arch, variant, arm)

@@ -6,15 +6,15 @@ rule prepare_data:
         f"{RESULTS}/data/{{dataset}}.pt",
     log:
         f"{RESULTS}/logs/prepare_{{dataset}}.log",
-    params:
-        root=config["data_root"],
-        download="--download" if config["download"] else "--no-download",
+    conda:
+        ENV
     threads: 1
     resources:
         runtime=60,
         mem_mb=4000,
-    conda:
-        ENV
+    params:
+        root=config["data_root"],
+        download="--download" if config["download"] else "--no-download",
     shell:
         "prunebench prepare --dataset {wildcards.dataset} --data-root {params.root:q}"
         " {params.download} --out {output:q} 2> {log:q}"

@@ -9,12 +9,12 @@ rule prune:
         report=f"{RUNS}/{{arch}}-{{variant}}/pruned-{{criterion}}/seed{{seed}}/prune.json",
     log:
         f"{RUNS}/{{arch}}-{{variant}}/pruned-{{criterion}}/seed{{seed}}/prune.log",
+    conda:
+        ENV
     threads: 1
     resources:
         runtime=10,
         mem_mb=2000,
-    conda:
-        ENV
     shell:
         "prunebench prune --model {input.model:q} --variant {wildcards.variant}"
         " --criterion {wildcards.criterion} --seed {wildcards.seed}"

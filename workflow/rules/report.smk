@@ -10,17 +10,17 @@ rule evaluate:
         f"{RUNS}/{{run}}/eval.json",
     log:
         f"{RUNS}/{{run}}/evaluate.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        runtime=S["runtime_min"]["evaluate"],
+        mem_mb=S["mem_mb"]["evaluate"],
     params:
         subset=(
             f"--test-subset {S['test_subset']}" if S["test_subset"] is not None else ""
         ),
         device=config["device"],
-    threads: 1
-    resources:
-        runtime=S["runtime_min"]["evaluate"],
-        mem_mb=S["mem_mb"]["evaluate"],
-    conda:
-        ENV
     shell:
         "prunebench evaluate --model {input.model:q} --metrics {input.metrics:q}"
         " --data {input.data:q} {params.subset} --device {params.device}"
@@ -35,11 +35,11 @@ rule make_table1:
         md=f"{RESULTS}/tables/table1.md",
     log:
         f"{RESULTS}/logs/table1.log",
+    conda:
+        ENV
     params:
         metric=config["report_metric"],
         title=f"Table 1 ({SCALE} scale): L1-norm filter pruning (Li et al.) on {DATASET}",
-    conda:
-        ENV
     shell:
         "prunebench table {input:q} --metric {params.metric} --title {params.title:q}"
         " --csv {output.csv:q} --md {output.md:q} 2> {log:q}"

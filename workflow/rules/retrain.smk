@@ -12,13 +12,13 @@ rule finetune:
         metrics=f"{RUNS}/{{arch}}-{{variant}}/finetune-{{criterion}}/seed{{seed}}/metrics.json",
     log:
         f"{RUNS}/{{arch}}-{{variant}}/finetune-{{criterion}}/seed{{seed}}/train.log",
-    params:
-        args=train_args("finetune"),
+    conda:
+        ENV
     threads: S["threads"]
     resources:
         **train_resources(),
-    conda:
-        ENV
+    params:
+        args=train_args("finetune"),
     shell:
         "prunebench train --arch {wildcards.arch} --variant {wildcards.variant}"
         " --seed {wildcards.seed} {params.args} --threads {threads} --init {input.init:q}"
@@ -36,13 +36,13 @@ rule scratch:
         f"{RUNS}/{{arch}}-{{variant}}/{{arm}}/seed{{seed}}/train.log",
     wildcard_constraints:
         arm="scratch-e|scratch-b",
-    params:
-        args=lambda wc: train_args(wc.arm),
+    conda:
+        ENV
     threads: S["threads"]
     resources:
         **train_resources(),
-    conda:
-        ENV
+    params:
+        args=lambda wc: train_args(wc.arm),
     shell:
         "prunebench train --arch {wildcards.arch} --variant {wildcards.variant}"
         " --seed {wildcards.seed} {params.args} --threads {threads}"

@@ -9,13 +9,13 @@ rule train_base:
         metrics=f"{RUNS}/{{arch}}/base/seed{{seed}}/metrics.json",
     log:
         f"{RUNS}/{{arch}}/base/seed{{seed}}/train.log",
-    params:
-        args=train_args("base"),
+    conda:
+        ENV
     threads: S["threads"]
     resources:
         **train_resources(),
-    conda:
-        ENV
+    params:
+        args=train_args("base"),
     shell:
         "prunebench train --arch {wildcards.arch} --seed {wildcards.seed} {params.args}"
         " --threads {threads} --data {input.data:q} --model-out {output.model:q}"
