@@ -14,6 +14,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/prune.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/bench.smk"
 
 
 localrules:

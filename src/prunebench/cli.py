@@ -127,6 +127,8 @@ def scratch_b_epochs(epochs: int, macs_full: int, macs_pruned: int) -> int:
 @click.option("--scale", default="custom", show_default=True, help="Scale label recorded with the run.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "tf32", "bf16"]), help="fp32 keeps the papers' arithmetic; tf32/bf16 trade it for speed on GPUs.")
+@click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(["none", "default", "reduce-overhead", "max-autotune"]), help="torch.compile mode for the model (reduce-overhead uses CUDA graphs).")
 def train(**o) -> None:
     """Train one run (any arm) and write its model and metrics; resumes from its checkpoint."""
     from .data import Data
@@ -174,6 +176,8 @@ def train(**o) -> None:
         test_batch_size=o["test_batch_size"],
         momentum=o["momentum"],
         weight_decay=o["weight_decay"],
+        precision=o["precision"],
+        compile=o["compile_mode"],
     )
     checkpoint = Path(o["checkpoint"] or Path(o["model_out"]).with_name("checkpoint.pt"))
     run = {"dataset": data.dataset, "arch": arch, "variant": variant, "arm": arm, "seed": o["seed"], "scale": o["scale"]}
@@ -330,6 +334,45 @@ def figure(table_path: str, out: str) -> None:
         raise UserError(f"table {table_path} does not exist; run 'prunebench table' first")
     plot_table1(pd.read_csv(table_path), out)
     log.info("figure -> %s", out)
+
+
+# --------------------------------------------------------------------------- bench
+@cli.command()
+@click.option("--models", "model_list", default="resnet56,resnet110,vgg16,resnet56-B", show_default=True, help="Comma-separated archs or arch-variant.")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Prepared dataset file (prunebench prepare).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1), help="Training batch size of both paths.")
+@click.option("--warmup", default=20, show_default=True, type=click.IntRange(min=0), help="Untimed steps first.")
+@click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1), help="Timed steps per path and model.")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(min=0), help="DataLoader workers of the reference loop.")
+@click.option("--acc-epochs", default=3, show_default=True, type=click.IntRange(min=0), help="Epochs of the accuracy check per path (0: skip).")
+@click.option("--train-subset", type=click.IntRange(min=1), help="Training images used (default: all).")
+@click.option("--test-subset", type=click.IntRange(min=1), help="Test images used (default: all).")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "tf32", "bf16"]), help="Precision of the prunebench path (the reference is fp32).")
+@click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(["none", "default", "reduce-overhead", "max-autotune"]), help="torch.compile mode of the prunebench path.")
+@click.option("--pack", default=1, show_default=True, type=click.IntRange(min=1), help="Also run N prunebench runs of the first model at once and sum their images/s.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads per process.")
+@click.option("--out-json", required=True, type=click.Path(dir_okay=False), help="bench.json to write.")
+@click.option("--out-md", required=True, type=click.Path(dir_okay=False), help="bench.md to write.")
+def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc_epochs, train_subset, test_subset, precision, compile_mode, pack, threads, out_json, out_md) -> None:
+    """Time prunebench's training path against a reference-style loop on this device, check both
+    reach the same accuracy, measure packing, and project the GPU-hours of paper-scale Table 1."""
+    from . import bench as B
+    from .io import write_text
+
+    if not Path(data_path).is_file():
+        raise UserError(f"prepared dataset {data_path} does not exist; make it with 'prunebench prepare'")
+    cases = [B.Case.parse(m.strip()) for m in model_list.split(",") if m.strip()]
+    for c in cases:
+        c.cfg()  # unknown variants fail here, before any process starts
+    s = B.Settings(data_path, device, batch_size, warmup, steps, workers, acc_epochs, train_subset, test_subset, precision, compile_mode, 1, threads)
+    result = B.run(cases, s, pack, log=log.info)
+    result["projection"] = B.project_table1(result, {"vgg16": ["A"], "resnet56": ["A", "B"], "resnet110": ["A", "B"]})
+    result["command"] = " ".join(["prunebench", *sys.argv[1:]])
+    result["provenance"] = _provenance()
+    write_json(out_json, result)
+    write_text(out_md, B.to_markdown(result))
+    click.echo(B.to_markdown(result))
 
 
 # --------------------------------------------------------------------------- entry point

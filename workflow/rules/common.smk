@@ -41,18 +41,14 @@ def epochs(arm):
 def train_args(arm):
     """The protocol of one arm as `prunebench train` options (the scale may shorten it)."""
     a = PROTOCOL["arms"][arm]
-    subsets = "".join(
-        f" --{k.replace('_', '-')} {S[k]}"
-        for k in ("train_subset", "test_subset")
-        if S[k] is not None
-    )
     return (
         f"--arm {arm} --epochs {epochs(arm)} --lr {a['lr']}"
         f" --milestones '{','.join(str(m) for m in a['milestones'])}'"
         f" --gamma {PROTOCOL['gamma']} --batch-size {PROTOCOL['batch_size']}"
         f" --test-batch-size {PROTOCOL['test_batch_size']} --momentum {PROTOCOL['momentum']}"
         f" --weight-decay {PROTOCOL['weight_decay']} --scale {SCALE}"
-        f" --device {config['device']}{subsets}"
+        f" --precision {config['speed']['precision']} --compile {config['speed']['compile']}"
+        f" --device {config['device']}{subset_args()}"
     )
 
 
@@ -79,3 +75,22 @@ def table1_evals():
         for arm in (f"finetune-{CRITERION}", "scratch-e", "scratch-b"):
             files += eval_files(arch, variant, arm)
     return files
+
+
+def subset_args():
+    return "".join(
+        f" --{k.replace('_', '-')} {S[k]}"
+        for k in ("train_subset", "test_subset")
+        if S[k] is not None
+    )
+
+
+def bench_args():
+    b = config["bench"]
+    return (
+        f"--models {','.join(b['models'])} --device {config['device']}"
+        f" --steps {b['steps']} --warmup {b['warmup']} --workers {b['workers']}"
+        f" --acc-epochs {b['acc_epochs']} --pack {b['pack']}"
+        f" --precision {config['speed']['precision']} --compile {config['speed']['compile']}"
+        f"{subset_args()}"
+    )

@@ -1,0 +1,92 @@
+"""The speed benchmark on CPU: both paths run and report, packing and projection add up, and a
+short training run reaches the same accuracy through the fast path and the reference loop."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from prunebench import bench as B
+from prunebench.io import save_torch
+
+
+@pytest.fixture(scope="module")
+def learnable(tmp_path_factory):
+    """10 classes, each a fixed random colour template plus pixel noise: learnable in a few epochs."""
+    g = torch.Generator().manual_seed(0)
+    templates = torch.randint(0, 256, (10, 1, 1, 3), generator=g).float()
+
+    def make(n_per_class):
+        x = templates.repeat_interleave(n_per_class, 0).expand(-1, 32, 32, 3)
+        x = (x + 40 * torch.randn(x.shape, generator=g)).clamp(0, 255).to(torch.uint8)
+        return x, torch.arange(10).repeat_interleave(n_per_class)
+
+    (tx, ty), (vx, vy) = make(48), make(20)
+    path = tmp_path_factory.mktemp("bench") / "learnable.pt"
+    save_torch(path, {"dataset": "cifar10", "classes": [str(i) for i in range(10)], "source": "test",
+                      "train_x": tx, "train_y": ty, "test_x": vx, "test_y": vy})  # fmt: skip
+    return str(path)
+
+
+def test_short_run_reaches_same_accuracy_both_ways(learnable):
+    s = B.Settings(learnable, device="cpu", batch_size=32, warmup=1, steps=2, workers=0, acc_epochs=4, threads=1)
+    case = B.Case.parse("resnet20")
+    ref = B.run_case(case, "reference", s)
+    fast = B.run_case(case, "prunebench", s)
+    assert ref["accuracy"] > 50 and fast["accuracy"] > 50  # chance is 10%
+    assert abs(ref["accuracy"] - fast["accuracy"]) <= 15
+
+
+def test_benchmark_reports_both_paths_packing_and_projection(tiny_prepared):
+    s = B.Settings(str(tiny_prepared), device="cpu", batch_size=16, warmup=1, steps=2, workers=0, acc_epochs=0, threads=1)
+    result = B.run([B.Case.parse("resnet20")], s, pack=2, log=lambda *_: None)
+    assert result["device"].startswith("CPU")
+    paths = {(r["model"], r["path"]) for r in result["rows"]}
+    assert paths == {("resnet20", "reference"), ("resnet20", "prunebench")}
+    for r in result["rows"]:
+        assert r["images_per_s"] > 0 and r["host_peak_mib"] > 100 and r["device_peak_mib"] is None
+        assert math.isclose(r["seconds_per_epoch"], 50_000 / r["images_per_s"])
+    fast = next(r for r in result["rows"] if r["path"] == "prunebench")
+    ref = next(r for r in result["rows"] if r["path"] == "reference")
+    assert math.isclose(result["ratios"]["resnet20"], fast["images_per_s"] / ref["images_per_s"])
+    p = result["packing"]
+    assert p["runs"] == 2 and p["aggregate_images_per_s"] > 0
+    assert math.isclose(p["speedup"], p["aggregate_images_per_s"] / p["single_images_per_s"])
+
+    proj = B.project_table1(result, {"resnet20": []}, seeds=5, budget=160)
+    assert proj["runs"] == 5
+    expected = 5 * 160 * fast["seconds_per_epoch"] / 3600
+    assert math.isclose(proj["gpu_hours_prunebench"], expected)
+    assert math.isclose(proj["gpu_hours_prunebench_packed"], expected / p["speedup"])
+    result["projection"] = proj
+    md = B.to_markdown(result)
+    assert "CPU" in md and "| resnet20 | reference |" in md and "| resnet20 | prunebench |" in md
+    assert "Packing: 2 resnet20 runs" in md
+
+
+def test_projection_scales_untimed_variants_by_macs():
+    from prunebench import models
+    from prunebench.counting import count_macs
+
+    rows = [
+        {"model": "resnet56", "path": "prunebench", "seconds_per_epoch": 10.0},
+        {"model": "resnet56", "path": "reference", "seconds_per_epoch": 50.0},
+    ]
+    proj = B.project_table1({"rows": rows}, {"resnet56": ["B"]}, seeds=1, budget=160, finetune=40)
+    full = count_macs(models.build("resnet56"))
+    pruned = count_macs(models.build("resnet56", B.Case("resnet56", "B").cfg()))
+    epochs_b = int(160 * full / pruned)  # 220
+    expected = (160 * 10 + (40 + 160 + epochs_b) * 10 * pruned / full) / 3600
+    assert math.isclose(proj["gpu_hours_prunebench"], expected)
+    assert proj["estimated_from_macs"] == ["resnet56-B"] and proj["runs"] == 4
+
+
+def test_unknown_bench_model_is_a_user_error():
+    from prunebench.errors import UserError
+
+    with pytest.raises(UserError, match="unknown arch"):
+        B.Case.parse("resnet57")
+    with pytest.raises(UserError, match="unknown pruned variant"):
+        B.Case.parse("resnet56-Z").cfg()
