@@ -29,11 +29,28 @@ ARMS = ("base", "finetune", "scratch-e", "scratch-b")
 log = logging.getLogger("prunebench")
 
 
-def _floats(text: str) -> tuple[float, ...]:
+def _fractions(ctx: click.Context, param: click.Parameter, text: str) -> tuple[float, ...]:
+    """--milestones: comma-separated fractions of the run's epochs, each in (0, 1)."""
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers, e.g. 0.5,0.75") from None
+    if any(not 0 < v < 1 for v in values):
+        raise click.BadParameter(f"{text!r}: each milestone is a fraction of the epochs in (0, 1), e.g. 0.5,0.75")
+    return values
+
+
+def _write_together(*writes) -> None:
+    """Run (path, write) pairs; if one fails, remove the files already written: all or none."""
+    done = []
+    try:
+        for path, write in writes:
+            write()
+            done.append(path)
+    except BaseException:
+        for path in done:
+            Path(path).unlink(missing_ok=True)
+        raise
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -115,7 +132,7 @@ def scratch_b_epochs(epochs: int, macs_full: int, macs_pruned: int) -> int:
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="Resume checkpoint [default: beside --model-out].")
 @click.option("--epochs", required=True, type=click.IntRange(min=1), help="Epochs; for scratch-b the full network's epochs, scaled by the MACs ratio.")
 @click.option("--lr", required=True, type=click.FloatRange(min=0, min_open=True), help="Initial learning rate.")
-@click.option("--milestones", default="", help="LR decay points as fractions of the epochs, e.g. 0.5,0.75 (empty: constant).")
+@click.option("--milestones", default="", callback=_fractions, help="LR decay points as fractions of the epochs, e.g. 0.5,0.75 (empty: constant).")
 @click.option("--gamma", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True), help="LR decay factor.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1), help="Training batch size.")
 @click.option("--test-batch-size", default=256, show_default=True, type=click.IntRange(min=1), help="Evaluation batch size.")
@@ -170,7 +187,7 @@ def train(**o) -> None:
         epochs = scratch_b_epochs(o["epochs"], macs_full, macs)
         log.info("scratch-b: %d epochs = int(%d x %d / %d MACs)", epochs, o["epochs"], macs_full, macs)
     hp = Hparams(
-        schedule=Schedule.fractional(epochs, o["lr"], _floats(o["milestones"]), o["gamma"]),
+        schedule=Schedule.fractional(epochs, o["lr"], o["milestones"], o["gamma"]),
         seed=o["seed"],
         batch_size=o["batch_size"],
         test_batch_size=o["test_batch_size"],
@@ -200,8 +217,10 @@ def train(**o) -> None:
         "history": result["history"],
         "provenance": _provenance(),
     }
-    write_json(o["metrics_out"], metrics)
-    save_model(o["model_out"], model, arch, data.num_classes, run=run, hparams=hp.as_dict())
+    _write_together(
+        (o["model_out"], lambda: save_model(o["model_out"], model, arch, data.num_classes, run=run, hparams=hp.as_dict())),
+        (o["metrics_out"], lambda: write_json(o["metrics_out"], metrics)),
+    )
     checkpoint.unlink(missing_ok=True)
     log.info("done: best %.2f%%, final %.2f%% -> %s", result["best_accuracy"], result["final_accuracy"], o["model_out"])
 
@@ -227,21 +246,30 @@ def _provenance() -> dict:
 # --------------------------------------------------------------------------- prune
 @cli.command()
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="Trained full model (train --arm base).")
-@click.option("--variant", required=True, help="Li et al. variant: VGG-16 A; ResNet-56 A, B; ResNet-110 A, B.")
+@click.option("--variant", default=None, help="Li et al. variant: VGG-16 A; ResNet-56 A, B; ResNet-110 A, B.")
+@click.option("--ratio", type=float, default=None, help="Instead of --variant: prune this fraction of every prunable layer, in [0, 1).")
 @click.option("--criterion", default="l1", show_default=True, help="Filter importance: l1, l2, random, smallest.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the random criterion.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pruned checkpoint to write.")
 @click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False), help="prune.json to write.")
-def prune(model_path: str, variant: str, criterion: str, seed: int, out: str, report_path: str) -> None:
-    """Remove the filters VARIANT prescribes, ranked by --criterion, and save the smaller network."""
+def prune(model_path: str, variant: str | None, ratio: float | None, criterion: str, seed: int, out: str, report_path: str) -> None:
+    """Remove the filters --variant prescribes (or --ratio of every prunable layer), ranked by
+    --criterion, and save the smaller network."""
     from .pruning import layer_ratios, prune as cut, select_filters, variant_spec
 
+    if (variant is None) == (ratio is None):
+        raise UserError("give exactly one of --variant (Li et al.'s A/B) or --ratio (uniform fraction)")
+    if ratio is not None and not 0.0 <= ratio < 1.0:
+        raise UserError(f"--ratio {ratio} is outside [0, 1); give the fraction of filters to remove, e.g. 0.5")
     model, meta = load_model(model_path)
     arch, num_classes = meta["arch"], meta["num_classes"]
     if list(meta["cfg"]) != models.default_cfg(arch):
         raise UserError(f"{model_path} is already pruned (cfg {meta['cfg']}); prune the full {arch} model")
     groups = model.channel_groups()
-    ratios = layer_ratios(groups, variant_spec(arch, variant))
+    if ratio is not None:
+        variant, ratios = f"uniform{ratio:g}", {g.name: ratio for g in groups}
+    else:
+        ratios = layer_ratios(groups, variant_spec(arch, variant))
     keep = select_filters(model, ratios, criterion, seed)
     small = cut(model, arch, keep, num_classes)
     run = {**meta.get("run", {}), "variant": variant, "arm": "pruned", "criterion": criterion}
@@ -266,8 +294,10 @@ def prune(model_path: str, variant: str, criterion: str, seed: int, out: str, re
     }
     report["macs_reduction_pct"] = round(100 * (1 - report["macs_after"] / report["macs_before"]), 2)
     report["params_reduction_pct"] = round(100 * (1 - report["params_after"] / report["params_before"]), 2)
-    write_json(report_path, report)
-    save_model(out, small, arch, num_classes, run=run, kept=kept, source=model_path)
+    _write_together(
+        (out, lambda: save_model(out, small, arch, num_classes, run=run, kept=kept, source=model_path)),
+        (report_path, lambda: write_json(report_path, report)),
+    )
     log.info("pruned %s-%s: MACs -%.1f%%, params -%.1f%% -> %s", arch, variant, report["macs_reduction_pct"], report["params_reduction_pct"], out)
 
 
@@ -390,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as e:
         cmd = f" {e.ctx.command_path.split(' ', 1)[1]}" if getattr(e, "ctx", None) and " " in e.ctx.command_path else ""
-        click.echo(f"prunebench: error: {' '.join(e.format_message().split())}; see 'prunebench{cmd} --help'", err=True)
+        click.echo(f"prunebench: error: {' '.join(e.format_message().split()).rstrip('.')}; see 'prunebench{cmd} --help'", err=True)
         sys.exit(e.exit_code)
     except Exception as e:
         from .train import Interrupted

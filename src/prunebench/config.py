@@ -17,6 +17,9 @@ def _where(path) -> str:
 
 def check(config: dict[str, Any], schema_path: str | os.PathLike) -> dict[str, Any]:
     """Validate ``config`` against the JSON schema; fill in the schema's defaults."""
+    # `--config download=false` arrives as a string; only True/False become booleans.
+    if isinstance(config.get("download"), str) and config["download"].lower() in ("true", "false"):
+        config["download"] = config["download"].lower() == "true"
     with open(schema_path) as f:
         schema = yaml.safe_load(f)
     validator_cls = jsonschema.validators.validator_for(schema)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import time
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
+from filelock import FileLock
 from PIL import Image
 
 from .errors import UserError
@@ -123,7 +125,9 @@ def find_dataset(dataset: str, data_root: str | os.PathLike, download: bool = Tr
     if download:
         try:
             root.mkdir(parents=True, exist_ok=True)
-            return _from_torchvision(dataset, root, download=True)
+            # Concurrent jobs download one at a time; the later ones find the verified files.
+            with FileLock(str(root / f".{dataset}.download.lock")):
+                return _from_torchvision(dataset, root, download=True)
         except Exception as e:  # no network, proxy, disk: the same advice
             reason = f"download failed ({type(e).__name__})"
     else:
@@ -136,7 +140,34 @@ def find_dataset(dataset: str, data_root: str | os.PathLike, download: bool = Tr
 
 
 def prepare(dataset: str, data_root: str | os.PathLike, out: str | os.PathLike, download: bool = True) -> dict:
-    """Decode ``dataset`` once into one uint8 tensor file that every training job memory-maps."""
+    """Decode ``dataset`` once into one uint8 tensor file that every training job memory-maps.
+
+    Safe to run concurrently for the same ``out``: one process prepares it, the others wait
+    and reuse it.
+    """
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    asked = time.time()
+    with FileLock(f"{out}.lock"):
+        made_meanwhile = _summary_if_prepared(out, dataset, since=asked)
+        if made_meanwhile is not None:
+            return made_meanwhile
+        return _prepare(dataset, data_root, out, download)
+
+
+def _summary_if_prepared(out: str | os.PathLike, dataset: str, since: float) -> dict | None:
+    """The summary of ``out`` if another process prepared it after ``since``."""
+    if not Path(out).is_file() or Path(out).stat().st_mtime < since:
+        return None
+    try:
+        blob = load_torch(out, what="prepared dataset", mmap=True)
+    except UserError:
+        return None
+    if not isinstance(blob, dict) or blob.get("dataset") != dataset:
+        return None
+    return {k: (len(v) if isinstance(v, torch.Tensor) else v) for k, v in blob.items() if k != "classes"}
+
+
+def _prepare(dataset: str, data_root: str | os.PathLike, out: str | os.PathLike, download: bool) -> dict:
     found = find_dataset(dataset, data_root, download)
     (train_x, train_y), (test_x, test_y) = found["splits"]["train"], found["splits"]["test"]
     for name, x in (("train", train_x), ("test", test_x)):

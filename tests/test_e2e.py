@@ -1,0 +1,143 @@
+"""End to end: `snakemake table1` on a tiny image tree the test writes itself (no download).
+
+The run happens in a temporary working directory with the repository's Snakefile. Its
+config.yaml is the repository's with ``table1.models`` reduced to ResNet-56 A and B: Snakemake
+merges ``--configfile``/``--config`` into the Snakefile's config recursively, so an override
+can add or change keys but never drop vgg16/resnet110 from the models mapping. The scale is
+shortened with a partial ``--configfile`` (merged into ``scales.smoke``) and the paths with
+``--config``, as a user would.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import write_image_tree
+from prunebench.cli import scratch_b_epochs
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+MODELS = {"resnet56": ["A", "B"]}
+N_TRAIN, N_TEST = 8, 4  # images per class
+ARMS = ("unpruned", "finetune", "scratch-e", "scratch-b")
+
+
+def snakemake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    exe = BIN / "snakemake"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
+    env = {k: v for k, v in os.environ.items() if k != "PRUNEBENCH_DEBUG"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # the rules call `prunebench`
+    return subprocess.run([*cmd, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("e2e")
+    tree = base / "images"
+    write_image_tree(tree, n_train=N_TRAIN, n_test=N_TEST, seed=7)
+    work = base / "work"
+    work.mkdir()
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["table1"]["models"] = MODELS
+    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    override = {
+        "scales": {
+            "smoke": {
+                "train_subset": None,
+                "test_subset": None,
+                "epochs": {"base": 1, "finetune": 1, "scratch-e": 1, "scratch-b": 1},
+            }
+        }
+    }
+    (work / "override.yaml").write_text(yaml.safe_dump(override))
+    results = base / "results"
+    args = (
+        "-s", REPO / "Snakefile", "--configfile", work / "override.yaml",
+        # snakemake's --config reads booleans as True/False only
+        "--config", f"data_root={tree}", f"results={results}", "download=False", "device=cpu",
+    )  # fmt: skip
+    proc = snakemake("--cores", "2", "table1", *args, cwd=work)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    runs = results / "runs" / "smoke" / "cifar10"
+    return {"work": work, "results": results, "runs": runs, "args": args, "proc": proc}
+
+
+def read_table(study) -> list[dict]:
+    with open(study["results"] / "tables" / "table1.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_table_has_a_row_per_model_with_finite_means(study):
+    rows = read_table(study)
+    assert [r["model"] for r in rows] == ["ResNet-56-A", "ResNet-56-B"]
+    for row in rows:
+        assert row["dataset"] == "cifar10" and row["metric"] == "best"
+        for arm in ARMS:
+            mean = float(row[f"{arm}_mean"])
+            assert math.isfinite(mean) and 0 <= mean <= 100, (row["model"], arm, mean)
+            assert int(row[f"{arm}_n"]) == 1
+    by_model = {r["model"]: r for r in rows}
+    assert float(by_model["ResNet-56-A"]["macs_reduction_pct"]) == pytest.approx(10.4)
+    assert float(by_model["ResNet-56-B"]["macs_reduction_pct"]) == pytest.approx(27.6)
+    assert int(by_model["ResNet-56-B"]["macs"]) == 90907264
+
+
+def test_markdown_table_and_figure(study):
+    md = (study["results"] / "tables" / "table1.md").read_text()
+    assert "ResNet-56-A" in md and "ResNet-56-B" in md
+    png = (study["results"] / "figures" / "table1.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+
+
+def test_every_eval_matches_its_model_file(study):
+    evals = sorted(study["runs"].glob("*/*/seed*/eval.json"))
+    # base + (finetune, scratch-e, scratch-b) for each of A and B
+    assert len(evals) == 1 + 3 * 2, evals
+    for path in evals:
+        ev = json.loads(path.read_text())
+        model = path.with_name("model.pt")
+        assert Path(ev["model"]).resolve() == model.resolve()
+        assert ev["model_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest(), path
+        assert math.isfinite(ev["accuracy"]["evaluated"])
+
+
+def test_every_run_has_per_epoch_history(study):
+    metrics = sorted(study["runs"].glob("*/*/seed*/metrics.json"))
+    assert len(metrics) == 7, metrics
+    for path in metrics:
+        m = json.loads(path.read_text())
+        assert m["epochs"] >= 1 and len(m["history"]) == m["epochs"], path
+        for h in m["history"]:
+            assert h["lr"] > 0 and h["time"] >= 0, (path, h)
+        # the override reached the jobs: whole tiny dataset, one epoch (Scratch-B: its budget)
+        assert m["data"] == {"train_images": 10 * N_TRAIN, "test_images": 10 * N_TEST}, path
+        expected = scratch_b_epochs(1, m["macs_full"], m["macs"]) if m["run"]["arm"] == "scratch-b" else 1
+        assert m["epochs"] == expected, path
+
+
+def test_prune_reports(study):
+    for variant, pct in (("A", 10.4), ("B", 27.56)):
+        report = json.loads((study["runs"] / f"resnet56-{variant}" / "pruned-l1" / "seed1" / "prune.json").read_text())
+        assert report["macs_reduction_pct"] == pytest.approx(pct, abs=0.01)
+
+
+def test_no_partial_files_left(study):
+    leftovers = [p for p in study["results"].rglob("*") if p.name.endswith(".tmp") or p.name == "checkpoint.pt"]
+    assert leftovers == []
+
+
+def test_rerun_has_nothing_to_do(study):
+    for target in ("table1", "all"):
+        proc = snakemake("-n", target, *study["args"], cwd=study["work"])
+        assert proc.returncode == 0, proc.stderr
+        assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]

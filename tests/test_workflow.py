@@ -1,0 +1,234 @@
+"""The Snakemake DAG, checked with the real ``snakemake`` CLI in dry-run mode.
+
+Dry runs write only ``.snakemake`` metadata; every run points ``results`` at a temporary folder
+(or runs in a temporary copy of the workflow) so existing results cannot change the job list.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SMOKE = {
+    "prepare_data": 1,
+    "train_base": 3,
+    "prune": 5,
+    "finetune": 5,
+    "scratch": 10,
+    "evaluate": 18,
+    "make_table1": 1,
+    "plot_table1": 1,
+    "all": 1,
+}
+PAPER = {**SMOKE, "train_base": 15, "prune": 25, "finetune": 25, "scratch": 50, "evaluate": 90}
+PER_SEED_RULES = {"train_base", "prune", "finetune", "scratch", "evaluate"}
+TRAIN_RULES = {"train_base", "finetune", "scratch"}
+
+
+# --------------------------------------------------------------------------- helpers
+def snakemake(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    exe = BIN / "snakemake"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([*cmd, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """The first 'Job stats' table of a snakemake run: {rule: count, ..., 'total': n}."""
+    lines = output.splitlines()
+    start = lines.index("Job stats:")
+    assert lines[start + 1].split() == ["job", "count"], lines[start : start + 3]
+    stats = {}
+    for line in lines[start + 3 :]:
+        if not line.strip():
+            break
+        name, count = line.split()
+        stats[name] = int(count)
+    assert stats, output
+    return stats
+
+
+def dry_run(*args: str, targets: tuple = (), cwd: Path = REPO) -> dict[str, int]:
+    """Job counts of a dry run (``--quiet`` takes values, so targets go after ``--``)."""
+    proc = snakemake("-n", "--quiet", "rules", *args, *(("--", *targets) if targets else ()), cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stats = job_stats(proc.stdout)
+    assert stats.pop("total") == sum(stats.values()), stats
+    return stats
+
+
+def copy_workflow(dest: Path) -> Path:
+    """The files a user types `snakemake` beside, copied so runs there touch nothing here."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy2(REPO / name, dest / name)
+    for name in ("workflow", "slurm", "envs"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def parse_jobs(output: str) -> list[dict]:
+    """Per-job blocks of a non-quiet dry run: rule name, threads and resources."""
+    jobs: list[dict] = []
+    for line in output.splitlines():
+        m = re.fullmatch(r"(?:local)?rule (\w+):", line.strip())
+        if m:
+            jobs.append({"rule": m.group(1), "threads": 1, "resources": None})
+        elif jobs and line.strip().startswith("threads:"):
+            jobs[-1]["threads"] = int(line.split(":", 1)[1])
+        elif jobs and line.strip().startswith("resources:"):
+            pairs = line.split(":", 1)[1].split(",")
+            jobs[-1]["resources"] = dict(p.strip().split("=", 1) for p in pairs if p.strip())
+    return jobs
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("wf") / "results"
+
+
+@pytest.fixture(scope="module")
+def smoke_stats(results) -> dict[str, int]:
+    return dry_run("--config", f"results={results}")
+
+
+@pytest.fixture(scope="module")
+def paper_stats(results) -> dict[str, int]:
+    return dry_run("--config", "scale=paper", f"results={results}")
+
+
+@pytest.fixture(scope="module")
+def slurm_dry_run(tmp_path_factory) -> subprocess.CompletedProcess:
+    """`snakemake --profile slurm -n --cores 8`, typed in (a copy of) the repository root."""
+    copy = copy_workflow(tmp_path_factory.mktemp("slurm") / "repo")
+    proc = snakemake("--profile", "slurm", "-n", "--cores", "8", cwd=copy)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+# --------------------------------------------------------------------------- DAG shape
+def test_smoke_dag(smoke_stats):
+    assert smoke_stats == SMOKE
+    assert sum(smoke_stats.values()) == 45
+
+
+def test_paper_dag(paper_stats):
+    assert paper_stats == PAPER
+    assert sum(paper_stats.values()) == 209
+
+
+def test_scale_changes_only_the_seed_count(smoke_stats, paper_stats):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    factor = len(config["scales"]["paper"]["seeds"]) // len(config["scales"]["smoke"]["seeds"])
+    assert set(smoke_stats) == set(paper_stats)
+    for rule, n in smoke_stats.items():
+        assert paper_stats[rule] == (n * factor if rule in PER_SEED_RULES else n), rule
+
+
+def test_table1_target_is_the_whole_dag_but_all(results, smoke_stats):
+    stats = dry_run("--config", f"results={results}", targets=("table1",))
+    expected = {k: v for k, v in smoke_stats.items() if k != "all"}
+    assert stats == {**expected, "table1": 1}
+
+
+@pytest.mark.parametrize("arm", ["scratch-e", "scratch-b"])
+def test_scratch_arms_need_no_trained_base(results, arm):
+    target = results / "runs" / "smoke" / "cifar10" / "resnet56-A" / arm / "seed1" / "model.pt"
+    assert dry_run("--config", f"results={results}", targets=(target,)) == {"prepare_data": 1, "scratch": 1}
+
+
+def test_finetune_depends_on_base_and_prune(results):
+    """The contrast to the scratch arms: a fine-tuned model needs the trained base and its pruning."""
+    target = results / "runs" / "smoke" / "cifar10" / "resnet56-A" / "finetune-l1" / "seed1" / "model.pt"
+    stats = dry_run("--config", f"results={results}", targets=(target,))
+    assert stats == {"prepare_data": 1, "train_base": 1, "prune": 1, "finetune": 1}
+
+
+def test_lint():
+    proc = snakemake("--lint")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Lints for" not in proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- config errors
+def _assert_config_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    detail = proc.stdout + proc.stderr
+    assert proc.returncode != 0, detail
+    assert "Traceback" not in detail, detail
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("prunebench: error: config:")]
+    assert len(lines) == 1, detail
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.mark.parametrize(
+    "override, needles",
+    [
+        ("scale=huge", ("scale", "huge")),
+        ("device=gpu", ("device", "gpu")),
+        ("report_metric=worst", ("report_metric", "worst")),
+    ],
+)
+def test_bad_config_value(results, override, needles):
+    _assert_config_error(snakemake("-n", "--config", override, f"results={results}"), *needles)
+
+
+def test_unknown_top_level_config_key(tmp_path, results):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("epochz: 3\n")
+    proc = snakemake("-n", "--configfile", extra, "--config", f"results={results}")
+    _assert_config_error(proc, "unknown key epochz")
+
+
+def test_unknown_nested_config_key(tmp_path, results):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("scales:\n  smoke:\n    epochz: {base: 1}\n")
+    proc = snakemake("-n", "--configfile", extra, "--config", f"results={results}")
+    _assert_config_error(proc, "scales.smoke.epochz")
+
+
+# --------------------------------------------------------------------------- SLURM profile
+def test_profile_uses_slurm_executor():
+    profile = yaml.safe_load((REPO / "slurm" / "profile.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert profile["default-resources"]["slurm_partition"]
+
+
+def test_profile_requests_cluster_resources(slurm_dry_run):
+    assert job_stats(slurm_dry_run.stdout)["total"] == 209  # the profile selects the paper scale
+    jobs = parse_jobs(slurm_dry_run.stdout)
+    counts = Counter(j["rule"] for j in jobs)
+    assert {r: counts[r] for r in PER_SEED_RULES} == {r: PAPER[r] for r in PER_SEED_RULES}
+    for job in jobs:
+        res = job["resources"]
+        if job["rule"] in TRAIN_RULES:
+            assert res is not None, job
+            assert res.get("gpu") == "1", job
+            assert res.get("runtime") == "1440", job
+            assert res.get("mem_mb") == "16000", job
+            assert job["threads"] == 4, job
+        elif job["rule"] in ("evaluate", "prune"):
+            assert res is not None, job
+            assert "gpu" not in res, job
+
+
+def test_profile_with_command_line_config_as_documented(tmp_path):
+    """A command-line --config replaces the profile's `config:` list whole (Snakemake merges
+    profile and command line by top-level key); the profile documents adding scale=paper."""
+    copy = copy_workflow(tmp_path / "repo")
+    base = ("--profile", "slurm", "-n", "--quiet", "rules", "--cores", "8", "--config", "data_root=/data/cifar")
+    documented = snakemake(*base, "scale=paper", cwd=copy)
+    assert documented.returncode == 0, documented.stdout + documented.stderr
+    assert job_stats(documented.stdout)["total"] == 209
