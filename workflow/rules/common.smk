@@ -52,13 +52,24 @@ def train_args(arm):
     )
 
 
+PACK = config["cluster"]["pack"]
+
+
 def train_resources(**extra):
+    """One GPU per training job; packed, the GPU is a gres string, which Snakemake does not
+    add up over the jobs of a group, so N grouped runs share one GPU."""
+    gpu = {"gpu": 1} if PACK == 1 else {"gres": config["cluster"]["gres"]}
     return {
-        "gpu": 1,
+        **gpu,
         "runtime": S["runtime_min"]["train"],
         "mem_mb": S["mem_mb"]["train"],
         **extra,
     }
+
+
+def pack_group(name):
+    """Job group of packed training runs (used with --group-components NAME=pack)."""
+    return f"pack_{name}" if PACK > 1 else None
 
 
 def eval_files(arch, variant, arm):

@@ -12,6 +12,8 @@ rule finetune:
         metrics=f"{RUNS}/{{arch}}-{{variant}}/finetune-{{criterion}}/seed{{seed}}/metrics.json",
     log:
         f"{RUNS}/{{arch}}-{{variant}}/finetune-{{criterion}}/seed{{seed}}/train.log",
+    group:
+        pack_group("finetune")
     conda:
         ENV
     threads: S["threads"]
@@ -36,6 +38,8 @@ rule scratch:
         f"{RUNS}/{{arch}}-{{variant}}/{{arm}}/seed{{seed}}/train.log",
     wildcard_constraints:
         arm="scratch-e|scratch-b",
+    group:
+        pack_group("scratch")
     conda:
         ENV
     threads: S["threads"]

@@ -9,6 +9,8 @@ rule train_base:
         metrics=f"{RUNS}/{{arch}}/base/seed{{seed}}/metrics.json",
     log:
         f"{RUNS}/{{arch}}/base/seed{{seed}}/train.log",
+    group:
+        pack_group("base")
     conda:
         ENV
     threads: S["threads"]
