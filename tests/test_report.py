@@ -25,7 +25,7 @@ def ev(arch, variant, arm, seed, best, final=None, dataset="cifar10"):
         "run": {"dataset": dataset, "arch": arch, "variant": variant, "arm": arm, "seed": seed, "scale": "smoke"},
         "accuracy": {"best": best, "final": best - 0.5 if final is None else final},
         "macs": macs, "params": params, "macs_full": full[0], "params_full": full[1],
-        "epochs": 40, "model": "m.pt", "model_sha256": "00", "metrics": "metrics.json",
+        "epochs": 40, "model": f"runs/{arch}-{variant}/{arm}/seed{seed}/model.pt", "model_sha256": "00", "metrics": "metrics.json",
     }
 
 
@@ -164,3 +164,11 @@ def test_plot_single_seed_all_nan(tmp_path):
 def test_duplicate_run_is_a_user_error(evals):
     with pytest.raises(UserError, match="two evals for cifar10 ResNet-56-A finetune seed 1"):
         build_table1(evals + [ev("resnet56", "A", "finetune", 1, 90.0)])
+
+
+def test_every_row_names_the_runs_behind_it(evals):
+    df = build_table1(evals)
+    runs = row(df, "ResNet-56-B")["runs"].split(";")
+    assert len(runs) == 8  # 2 unpruned + 3 arms x 2 seeds
+    assert "runs/resnet56-None/base/seed1/model.pt" in runs and "runs/resnet56-B/scratch-b/seed2/model.pt" in runs
+    assert not any("-A/" in r for r in runs)

@@ -232,3 +232,22 @@ def test_profile_with_command_line_config_as_documented(tmp_path):
     documented = snakemake(*base, "scale=paper", cwd=copy)
     assert documented.returncode == 0, documented.stdout + documented.stderr
     assert job_stats(documented.stdout)["total"] == 209
+
+
+# --------------------------------------------------------------------------- packing
+def test_packed_runs_share_one_gpu_per_group_job(tmp_path):
+    """cluster.pack=4 with --group-components: 4 runs per SLURM job, one gres GPU per group
+    (a string resource, which Snakemake does not add up over a group's jobs)."""
+    copy = copy_workflow(tmp_path / "repo")
+    overlay = tmp_path / "pack.yaml"
+    overlay.write_text('scale: paper\ncluster: {pack: 4, gres: "gpu:1"}\n')
+    proc = snakemake(
+        "--profile", "slurm", "-n", "--cores", "8", "--configfile", overlay,
+        "--group-components", "pack_base=4", "pack_finetune=4", "pack_scratch=4", cwd=copy,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    groups = Counter(re.findall(r"Group job (\w+) ", proc.stdout))
+    assert groups == {"pack_base": 4, "pack_finetune": 7, "pack_scratch": 13}  # ceil(15/4), ceil(25/4), ceil(50/4)
+    for job in parse_jobs(proc.stdout):
+        if job["rule"] in TRAIN_RULES:
+            assert job["resources"].get("gres") == "gpu:1" and "gpu" not in job["resources"], job

@@ -160,7 +160,7 @@ def train(**o) -> None:
     models.check_arch(o["arch"])
     data = Data(o["data_path"], o["train_subset"], o["test_subset"])
     arm, arch, epochs = o["arm"], o["arch"], o["epochs"]
-    inputs = {"data": {"path": o["data_path"], "sha256": None}}
+    inputs = {"data": {"path": o["data_path"], "sha256": sha256(o["data_path"])}}
     seed_everything(o["seed"])
     if arm == "finetune":
         if not o["init_path"]:

@@ -77,9 +77,10 @@ def _records(evals: list[dict], metric: str) -> pd.DataFrame:
                 "params": ev["params"],
                 "macs_full": ev["macs_full"],
                 "params_full": ev["params_full"],
+                "model_file": ev.get("model", ""),
             }
         )
-    df = pd.DataFrame(rows, columns=["dataset", "arch", "variant", "arm", "seed", "acc", "macs", "params", "macs_full", "params_full"])
+    df = pd.DataFrame(rows, columns=["dataset", "arch", "variant", "arm", "seed", "acc", "macs", "params", "macs_full", "params_full", "model_file"])
     dup = df[df.duplicated(["dataset", "arch", "variant", "arm", "seed"], keep=False)]
     if len(dup):
         r = dup.iloc[0]
@@ -142,12 +143,14 @@ def build_table1(evals: list[dict], metric: str = "best", paper: pd.DataFrame | 
             "params_reduction_pct": _reduction(size["params"], size["params_full"]),
         }
         row |= _paper_cells(paper, dataset, arch, variant)
+        row["runs"] = ";".join(sorted(mine["model_file"]))  # every number traces back to these
         rows.append(row)
 
     columns = ["model", "dataset", "metric", "seeds"]
     columns += [f"{arm}_{s}" for arm in ARMS for s in ("mean", "std", "n")]
     columns += ["macs", "params", "macs_reduction_pct", "params_reduction_pct"]
     columns += [f"paper_{arm}{s}" for arm in ARMS for s in ("", "_std", "_confirmed")]
+    columns += ["runs"]
     return pd.DataFrame(rows, columns=columns)
 
 
