@@ -319,6 +319,9 @@ def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: in
     metrics = read_json(metrics_path)
     if metrics.get("run") != meta.get("run"):
         raise UserError(f"{metrics_path} describes run {metrics.get('run')} but {model_path} holds {meta.get('run')}; pass the pair from one run")
+    missing = [k for k in ("best_accuracy", "final_accuracy", "macs", "params", "macs_full", "params_full", "epochs") if k not in metrics]
+    if missing:
+        raise UserError(f"{metrics_path} lacks {', '.join(missing)}; it is incomplete or from another version, rerun the training")
     data = Data(data_path, None, test_subset)
     dev = choose_device(device)
     test = run_eval(model.to(dev), data.test_x, data.test_y, 1000, dev)

@@ -9,10 +9,12 @@ depend on the device and a resumed run sees exactly the batches an uninterrupted
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import tarfile
 import time
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -44,28 +46,37 @@ def _from_torchvision(dataset: str, root: Path, download: bool) -> dict:
     return {"classes": list(ds.classes), "splits": splits, "source": f"torchvision {cls.__name__} in {root}"}
 
 
-def _decode(items: list[tuple[str, bytes | Path]], classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+Item = tuple[str, str, str, "bytes | Path"]  # split, class, name (for messages), file or bytes
+
+
+def _decode(items: list[Item], classes: list[str], where: str) -> tuple[torch.Tensor, torch.Tensor]:
     index = {c: i for i, c in enumerate(classes)}
     xs, ys = [], []
-    for cls, blob in items:
-        with Image.open(io.BytesIO(blob) if isinstance(blob, bytes) else blob) as im:
-            xs.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    for _, cls, name, blob in items:
+        try:
+            with Image.open(io.BytesIO(blob) if isinstance(blob, bytes) else blob) as im:
+                xs.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+        except (OSError, ValueError):
+            raise UserError(f"{where}: {name} is not a readable image; remove it or replace the copy") from None
         ys.append(index[cls])
+    shapes = {x.shape for x in xs}
+    if len(shapes) > 1:
+        raise UserError(f"{where} mixes image sizes {sorted(shapes)}; CIFAR images are all 32x32 RGB")
     return torch.from_numpy(np.stack(xs)), torch.tensor(ys, dtype=torch.int64)
 
 
-def _split_items(items: list[tuple[str, str, bytes | Path]], dataset: str, where: str) -> dict:
-    classes = sorted({c for _, c, _ in items})
+def _split_items(items: list[Item], dataset: str, where: str) -> dict:
+    classes = sorted({c for _, c, _, _ in items})
     if len(classes) != DATASETS[dataset]:
         raise UserError(
             f"{where} has {len(classes)} classes but {dataset} has {DATASETS[dataset]}; point data_root at a {dataset} copy"
         )
     splits = {}
     for split in ("train", "test"):
-        chosen = [(c, blob) for s, c, blob in items if s == split]
+        chosen = [item for item in items if item[0] == split]
         if not chosen:
             raise UserError(f"{where} has no {split}/ images; it needs train/<class>/ and test/<class>/ folders")
-        splits[split] = _decode(chosen, classes)
+        splits[split] = _decode(chosen, classes, where)
     return {"classes": classes, "splits": splits, "source": where}
 
 
@@ -74,23 +85,30 @@ def _from_image_folder(dataset: str, root: Path) -> dict:
     for split in ("train", "test"):
         for f in sorted((root / split).glob("*/*")):
             if f.is_file():
-                items.append((split, f.parent.name, f))
+                items.append((split, f.parent.name, str(f), f))
     return _split_items(items, dataset, f"image folder {root}")
 
 
 def _from_tarball(dataset: str, tar_path: Path) -> dict:
+    """Read members without unpacking. The whole stream is decompressed first (checking gzip's
+    CRC) and must end in the archive's zero padding, so a damaged archive fails loudly instead
+    of yielding the images before the damage."""
     items = []
     try:
-        with tarfile.open(tar_path) as tar:
+        with gzip.open(tar_path) as f:
+            raw = f.read()
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
             for m in tar:
                 parts = Path(m.name).parts
-                if not m.isfile() or len(parts) < 3 or parts[-3] not in ("train", "test"):
-                    continue
-                items.append((parts[-3], parts[-2], parts[-1], tar.extractfile(m).read()))
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise UserError(f"{tar_path} is not a readable .tar.gz ({e}); replace it with a complete copy") from None
+                if m.isfile() and len(parts) >= 3 and parts[-3] in ("train", "test"):
+                    items.append((parts[-3], parts[-2], m.name, tar.extractfile(m).read()))
+            complete = not raw[tar.offset :].strip(b"\0")
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise UserError(f"{tar_path} is not a readable .tar.gz ({type(e).__name__}); replace it with a complete copy") from None
+    if not complete:
+        raise UserError(f"{tar_path} is damaged after member {len(items)}; replace it with a complete copy")
     items.sort(key=lambda t: t[:3])  # archive order is arbitrary: sort as the folder loader does
-    return _split_items([(s, c, blob) for s, c, _, blob in items], dataset, f"tarball {tar_path}")
+    return _split_items(items, dataset, f"tarball {tar_path}")
 
 
 def _tarballs(dataset: str, root: Path) -> list[Path]:
@@ -145,7 +163,10 @@ def prepare(dataset: str, data_root: str | os.PathLike, out: str | os.PathLike, 
     Safe to run concurrently for the same ``out``: one process prepares it, the others wait
     and reuse it.
     """
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror}; choose a writable output path") from None
     asked = time.time()
     with FileLock(f"{out}.lock"):
         made_meanwhile = _summary_if_prepared(out, dataset, since=asked)
