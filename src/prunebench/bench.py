@@ -104,17 +104,21 @@ def _reference_loader(data: Data, s: Settings, device: torch.device, seed: int):
     )
 
 
+def _reference_step(model, optimizer, x, y, device) -> None:
+    x, y = x.to(device), y.to(device)
+    out = model(x)
+    loss = F.cross_entropy(out, y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    loss.item()  # the reference accumulates loss and correct counts on the host every step
+    out.argmax(1).eq(y).sum().item()
+
+
 def _reference_epoch(model, optimizer, loader, device) -> None:
     model.train()
     for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        out = model(x)
-        loss = F.cross_entropy(out, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        loss.item()  # the reference accumulates loss and correct counts on the host every step
-        out.argmax(1).eq(y).sum().item()
+        _reference_step(model, optimizer, x, y, device)
 
 
 def _sync(device: torch.device) -> None:
@@ -130,14 +134,7 @@ def _timed_reference(model, optimizer, loader, device, warmup: int, steps: int) 
             if done == warmup:
                 _sync(device)
                 start = time.perf_counter()
-            x, y = x.to(device), y.to(device)
-            out = model(x)
-            loss = F.cross_entropy(out, y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss.item()
-            out.argmax(1).eq(y).sum().item()
+            _reference_step(model, optimizer, x, y, device)
             done += 1
             if done == warmup + steps:
                 _sync(device)

@@ -11,13 +11,12 @@ second conv must match the parameter-free shortcut.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .groups import ChannelGroup, bn_keys
+from .init import reference_init
 
 STAGE_WIDTHS = (16, 32, 64)
 
@@ -83,16 +82,7 @@ class ResNet(nn.Module):
                 c_in, i = width, i + 1
             self.add_module(f"layer{s + 1}", nn.Sequential(*blocks))
         self.fc = nn.Linear(64, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                m.weight.data.normal_(0, math.sqrt(2.0 / n))
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.data.fill_(1)
-                m.bias.data.zero_()
+        reference_init(self, bn_gamma=1.0, linear_std=None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))

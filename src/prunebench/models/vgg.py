@@ -7,12 +7,11 @@ Init as the reference: conv N(0, sqrt(2 / (k^2 C_out))), BN2d gamma 0.5, linear 
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from .groups import ChannelGroup, bn_keys
+from .init import reference_init
 
 CFGS = {
     16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
@@ -37,19 +36,7 @@ class VGG(nn.Module):
         self.classifier = nn.Sequential(
             nn.Linear(c_in, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Linear(512, num_classes)
         )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                m.weight.data.normal_(0, math.sqrt(2.0 / n))
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.data.fill_(0.5)
-                m.bias.data.zero_()
-            elif isinstance(m, nn.Linear):
-                m.weight.data.normal_(0, 0.01)
-                m.bias.data.zero_()
+        reference_init(self, bn_gamma=0.5, linear_std=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.features(x))
