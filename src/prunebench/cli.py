@@ -308,12 +308,16 @@ def prune(model_path: str, variant: str | None, ratio: float | None, criterion: 
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Prepared dataset file.")
 @click.option("--test-subset", type=click.IntRange(min=1), help="Same test subset as training used.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="eval.json to write.")
-def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: str, out: str) -> None:
+def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: str, threads: int | None, out: str) -> None:
     """Re-evaluate a trained model on the test set and write one table cell's worth of JSON."""
     from .data import Data
     from .train import evaluate as run_eval
     from .utils import choose_device
+
+    if threads:
+        torch.set_num_threads(threads)
 
     model, meta = load_model(model_path)
     metrics = read_json(metrics_path)

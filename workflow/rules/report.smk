@@ -12,7 +12,7 @@ rule evaluate:
         f"{RUNS}/{{run}}/evaluate.log",
     conda:
         ENV
-    threads: 1
+    threads: 2
     resources:
         runtime=S["runtime_min"]["evaluate"],
         mem_mb=S["mem_mb"]["evaluate"],
@@ -20,10 +20,11 @@ rule evaluate:
         subset=(
             f"--test-subset {S['test_subset']}" if S["test_subset"] is not None else ""
         ),
-        device=config["device"],
+        # Evaluation asks for no GPU, so it must not touch one another job holds.
+        device="cpu",
     shell:
         "prunebench evaluate --model {input.model:q} --metrics {input.metrics:q}"
-        " --data {input.data:q} {params.subset} --device {params.device}"
+        " --data {input.data:q} {params.subset} --device {params.device} --threads {threads}"
         " --out {output:q} 2> {log:q}"
 
 
