@@ -239,7 +239,7 @@ def test_packed_runs_share_one_gpu_per_group_job(tmp_path):
     (a string resource, which Snakemake does not add up over a group's jobs)."""
     copy = copy_workflow(tmp_path / "repo")
     overlay = tmp_path / "pack.yaml"
-    overlay.write_text('scale: paper\ncluster: {pack: 4, gres: "gpu:1"}\n')
+    overlay.write_text('scale: paper\ncluster: {pack: 4, request: gpus, gres: "gpu:1"}\n')
     proc = snakemake(
         "--profile", "slurm", "-n", "--cores", "8", "--configfile", overlay,
         "--group-components", "pack_base=4", "pack_finetune=4", "pack_scratch=4", cwd=copy,

@@ -249,13 +249,13 @@ def _spawn(case: Case, path: str, s: Settings, n: int = 1, accuracy: bool = True
     return results
 
 
-def device_name(device: str) -> str:
+def device_name(device: str, threads: int | None = None) -> str:
     d = choose_device(device)
     if d.type == "cuda":
         return torch.cuda.get_device_name(d)
     import platform
 
-    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"CPU ({platform.machine()}, {threads or torch.get_num_threads()} threads per run)"
 
 
 def run(cases: list[Case], s: Settings, pack: int = 1, log=print) -> dict:
@@ -285,7 +285,7 @@ def run(cases: list[Case], s: Settings, pack: int = 1, log=print) -> dict:
         }
         log(f"packing {pack} x {cases[0].label}: {aggregate:.1f} img/s aggregate, x{aggregate / single:.2f} vs one run")
     return {
-        "device": device_name(s.device),
+        "device": device_name(s.device, s.threads),
         "settings": asdict(s),
         "rows": rows,
         "ratios": ratios,

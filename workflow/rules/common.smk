@@ -58,7 +58,8 @@ PACK = config["cluster"]["pack"]
 def train_resources(**extra):
     """One GPU per training job; packed, the GPU is a gres string, which Snakemake does not
     add up over the jobs of a group, so N grouped runs share one GPU."""
-    gpu = {"gpu": 1} if PACK == 1 else {"gres": config["cluster"]["gres"]}
+    as_gres = PACK > 1 or config["cluster"]["request"] == "gres"
+    gpu = {"gres": config["cluster"]["gres"]} if as_gres else {"gpu": 1}
     return {
         **gpu,
         "runtime": S["runtime_min"]["train"],
