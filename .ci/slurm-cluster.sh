@@ -99,8 +99,10 @@ write_configs() {
   local COMM="# bind to what $HOST resolves to (127.x): loopback only
 CommunicationParameters=NoInAddrAny,NoCtldInAddrAny"
   if ! getent ahostsv4 "$HOST" 2>/dev/null | awk '{print $1}' | grep -q '^127\.'; then
-    say "warning: $HOST does not resolve to 127.x: the daemons will listen on every interface"
-    COMM="# $HOST does not resolve to 127.x: listening on every interface"
+    # Never listen beyond loopback: refuse rather than bind every interface.
+    say "error: $HOST does not resolve to 127.x, so the daemons could not stay on loopback;"
+    say "       add '127.0.1.1 $HOST' to /etc/hosts and start again"
+    exit 1
   fi
   cat >"$BASE/etc/slurm.conf" <<EOF
 $MARK for BASE=$BASE

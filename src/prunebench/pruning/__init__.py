@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import models
 from ..errors import UserError
 from .criteria import CRITERIA, keep_top
 from .surgery import masked_copy, prune, pruned_cfg
@@ -31,8 +32,6 @@ def select_filters(
 
 def variant_cfg(arch: str, variant: str, cfg: list) -> list:
     """The pruned cfg of a predefined variant; it does not depend on the weights."""
-    from .. import models
-
     model_groups = models.build(arch, cfg).channel_groups()
     ratios = layer_ratios(model_groups, variant_spec(arch, variant))
     out = list(cfg)
