@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from conftest import write_image_tree
-from prunebench.cli import scratch_b_epochs
+from prunebench.counting import scratch_b_epochs
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

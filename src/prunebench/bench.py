@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import models
-from .counting import count_macs
+from .counting import count_macs, scratch_b_epochs
 from .data import MEAN, STD, Data, TrainBatches, epoch_generator
 from .errors import UserError
 from .train import Hparams, Schedule, evaluate, fit, make_optimizer, make_step, set_precision
@@ -45,8 +45,7 @@ class Case:
     def cfg(self) -> list:
         from .pruning import variant_cfg
 
-        full = models.default_cfg(self.arch)
-        return variant_cfg(self.arch, self.variant, full) if self.variant else full
+        return variant_cfg(self.arch, self.variant)
 
 
 @dataclass(frozen=True)
@@ -303,18 +302,17 @@ def project_table1(result: dict, table_models: dict[str, list[str]], seeds: int 
     benchmark did not time is scaled from its full network's time by the MACs ratio and marked
     as estimated. Evaluation and pruning (seconds each) are left out.
     """
-    from .cli import scratch_b_epochs
-
     measured = {(r["model"], r["path"]): r for r in result["rows"]}
     hours = {"reference": 0.0, "prunebench": 0.0}
     estimated, missing, runs = set(), set(), 0
     for arch, variants in table_models.items():
         full_macs = count_macs(models.build(arch))
-        jobs = [(Case(arch), budget)]
+        jobs = [(Case(arch), full_macs, budget)]
         for v in variants:
             macs = count_macs(models.build(arch, Case(arch, v).cfg()))
-            jobs += [(Case(arch, v), finetune), (Case(arch, v), budget), (Case(arch, v), scratch_b_epochs(budget, full_macs, macs))]
-        for case, epochs in jobs:
+            epochs_b = scratch_b_epochs(budget, full_macs, macs)
+            jobs += [(Case(arch, v), macs, e) for e in (finetune, budget, epochs_b)]
+        for case, macs, epochs in jobs:
             runs += seeds
             for path in hours:
                 row = measured.get((case.label, path))
@@ -323,7 +321,6 @@ def project_table1(result: dict, table_models: dict[str, list[str]], seeds: int 
                     if full is None:
                         missing.add(case.label)
                         continue
-                    macs = count_macs(models.build(arch, case.cfg()))
                     sec = full["seconds_per_epoch"] * macs / full_macs
                     estimated.add(case.label)
                 else:

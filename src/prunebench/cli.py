@@ -21,9 +21,11 @@ import torch
 
 from . import __version__, models
 from .checkpoints import load_model, save_model
-from .counting import count_macs, count_params
+from .counting import count_macs, count_params, scratch_b_epochs
 from .errors import UserError
 from .io import read_json, sha256, write_json
+from .pruning import VARIANTS
+from .train import COMPILE_MODES, PRECISIONS
 
 ARMS = ("base", "finetune", "scratch-e", "scratch-b")
 log = logging.getLogger("prunebench")
@@ -82,15 +84,13 @@ def prepare(dataset: str, data_root: str, out: str, download: bool) -> None:
 def _architecture(arch: str, variant: str | None, num_classes: int) -> dict:
     from .pruning import variant_cfg
 
-    full_cfg = models.default_cfg(arch)
-    cfg = variant_cfg(arch, variant, full_cfg) if variant else full_cfg
-    full, pruned = models.build(arch, full_cfg, num_classes), models.build(arch, cfg, num_classes)
+    full, pruned = models.build(arch, None, num_classes), models.build(arch, variant_cfg(arch, variant), num_classes)
     macs, macs_full = count_macs(pruned), count_macs(full)
     return {
         "arch": arch,
         "variant": variant,
         "num_classes": num_classes,
-        "cfg": cfg,
+        "cfg": list(pruned.cfg),
         "macs": macs,
         "params": count_params(pruned),
         "macs_full": macs_full,
@@ -113,11 +113,6 @@ def describe(arch: str, variant: str | None, dataset: str, budget_epochs: int) -
     info["params_reduction_pct"] = round(100 * (1 - info["params"] / info["params_full"]), 2)
     info["scratch_b_epochs"] = scratch_b_epochs(budget_epochs, info["macs_full"], info["macs"])
     click.echo(json.dumps(info, indent=2))
-
-
-def scratch_b_epochs(epochs: int, macs_full: int, macs_pruned: int) -> int:
-    """Scratch-B: the full network's training budget in MACs, spent on the pruned one."""
-    return int(epochs * macs_full / macs_pruned)
 
 
 # --------------------------------------------------------------------------- train
@@ -144,8 +139,8 @@ def scratch_b_epochs(epochs: int, macs_full: int, macs_pruned: int) -> int:
 @click.option("--scale", default="custom", show_default=True, help="Scale label recorded with the run.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "tf32", "bf16"]), help="fp32 keeps the papers' arithmetic; tf32/bf16 trade it for speed on GPUs.")
-@click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(["none", "default", "reduce-overhead", "max-autotune"]), help="torch.compile mode for the model (reduce-overhead uses CUDA graphs).")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS), help="fp32 keeps the papers' arithmetic; tf32/bf16 trade it for speed on GPUs.")
+@click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(COMPILE_MODES), help="torch.compile mode for the model (reduce-overhead uses CUDA graphs).")
 def train(**o) -> None:
     """Train one run (any arm) and write its model and metrics; resumes from its checkpoint."""
     from .data import Data
@@ -178,7 +173,7 @@ def train(**o) -> None:
         else:
             if not o["variant"]:
                 raise UserError(f"the {arm} arm needs --variant, the pruned architecture to train from scratch")
-            cfg, variant = variant_cfg(arch, o["variant"], models.default_cfg(arch)), o["variant"]
+            cfg, variant = variant_cfg(arch, o["variant"]), o["variant"]
         model = models.build(arch, cfg, data.num_classes)
     macs, params = count_macs(model), count_params(model)
     full = models.build(arch, None, data.num_classes)
@@ -385,8 +380,8 @@ def figure(table_path: str, out: str) -> None:
 @click.option("--acc-epochs", default=3, show_default=True, type=click.IntRange(min=0), help="Epochs of the accuracy check per path (0: skip).")
 @click.option("--train-subset", type=click.IntRange(min=1), help="Training images used (default: all).")
 @click.option("--test-subset", type=click.IntRange(min=1), help="Test images used (default: all).")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "tf32", "bf16"]), help="Precision of the prunebench path (the reference is fp32).")
-@click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(["none", "default", "reduce-overhead", "max-autotune"]), help="torch.compile mode of the prunebench path.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS), help="Precision of the prunebench path (the reference is fp32).")
+@click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(COMPILE_MODES), help="torch.compile mode of the prunebench path.")
 @click.option("--pack", default=1, show_default=True, type=click.IntRange(min=1), help="Also run N prunebench runs of the first model at once and sum their images/s.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per process.")
 @click.option("--out-json", required=True, type=click.Path(dir_okay=False), help="bench.json to write.")
@@ -404,7 +399,7 @@ def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc
         c.cfg()  # unknown variants fail here, before any process starts
     s = B.Settings(data_path, device, batch_size, warmup, steps, workers, acc_epochs, train_subset, test_subset, precision, compile_mode, 1, threads)
     result = B.run(cases, s, pack, log=log.info)
-    result["projection"] = B.project_table1(result, {"vgg16": ["A"], "resnet56": ["A", "B"], "resnet110": ["A", "B"]})
+    result["projection"] = B.project_table1(result, {arch: list(v) for arch, v in VARIANTS.items()})
     result["command"] = " ".join(["prunebench", *sys.argv[1:]])
     result["provenance"] = _provenance()
     write_json(out_json, result)

@@ -17,6 +17,11 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def scratch_b_epochs(epochs: int, macs_full: int, macs_pruned: int) -> int:
+    """Scratch-B: the full network's training budget in MACs, spent on the pruned one."""
+    return int(epochs * macs_full / macs_pruned)
+
+
 @torch.no_grad()
 def count_macs(model: nn.Module, image_size: int = 32) -> int:
     """Multiply-accumulates of one forward pass of one image (conv + linear)."""

@@ -185,6 +185,11 @@ def _summary_if_prepared(out: str | os.PathLike, dataset: str, since: float) -> 
         return None
     if not isinstance(blob, dict) or blob.get("dataset") != dataset:
         return None
+    return _summary(blob)
+
+
+def _summary(blob: dict) -> dict:
+    """What a prepared file holds: image counts and where they came from."""
     return {k: (len(v) if isinstance(v, torch.Tensor) else v) for k, v in blob.items() if k != "classes"}
 
 
@@ -204,7 +209,7 @@ def _prepare(dataset: str, data_root: str | os.PathLike, out: str | os.PathLike,
         "test_y": test_y,
     }
     save_torch(out, blob)
-    return {k: (len(v) if isinstance(v, torch.Tensor) else v) for k, v in blob.items() if k != "classes"}
+    return _summary(blob)
 
 
 # --------------------------------------------------------------------------- using data

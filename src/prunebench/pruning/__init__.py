@@ -30,8 +30,13 @@ def select_filters(
     return keep
 
 
-def variant_cfg(arch: str, variant: str, cfg: list) -> list:
-    """The pruned cfg of a predefined variant; it does not depend on the weights."""
+def variant_cfg(arch: str, variant: str | None, cfg: list | None = None) -> list:
+    """The pruned cfg of a predefined variant (of ``cfg``, by default the full network's); it
+    does not depend on the weights. No variant: the full cfg."""
+    if cfg is None:
+        cfg = models.default_cfg(arch)
+    if variant is None:
+        return list(cfg)
     model_groups = models.build(arch, cfg).channel_groups()
     ratios = layer_ratios(model_groups, variant_spec(arch, variant))
     out = list(cfg)
