@@ -1,5 +1,5 @@
-# prunebench: the DAG only. Which runs exist comes from config.yaml; what each file holds and
-# how it is made lives in the `prunebench` package that every rule calls.
+# prunebench: the DAG only. Which runs exist comes from the studies in config.yaml; what each
+# file holds and how it is made lives in the `prunebench` package that every rule calls.
 from snakemake.utils import min_version
 
 min_version("9.19")
@@ -15,17 +15,18 @@ include: "workflow/rules/prune.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/bench.smk"
-
-
-localrules:
-    all,
-    table1,
-    prepare_data,
-    make_table1,
-    plot_table1,
+include: "workflow/rules/studies.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.table1.input,
+        [f for study in STUDIES for f in study_outputs(study)],
+
+
+localrules:
+    all,
+    prepare_data,
+    make_table,
+    plot_table,
+    plot_channels,

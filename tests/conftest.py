@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import tarfile
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from PIL import Image
 torch.set_num_threads(1)
 
 CLASSES10 = [f"class{i:02d}" for i in range(10)]
+CLASSES100 = [f"class{i:03d}" for i in range(100)]
 
 
 def write_image_tree(
@@ -51,6 +53,54 @@ def write_tarball(tree: Path, tar_path: Path, arcname: str = "cifar10", reverse:
         for f in files:
             tar.add(f, arcname=f"{arcname}/{f.relative_to(tree).as_posix()}", recursive=False)
     return tar_path
+
+
+def write_cifar_pickles(
+    root: Path, dataset: str = "cifar100", n_train: int = 2, n_test: int = 1, seed: int = 0, bytes_keys: bool = True
+) -> dict:
+    """Write torchvision's extracted layout of ``dataset`` under ``root`` (``cifar-100-python/``
+    train, test, meta; or ``cifar-10-batches-py/`` data_batch_1..5, test_batch, batches.meta):
+    pickled dicts with 'data' (N, 3072) uint8 rows (R, G, B planes of 32x32) and shuffled labels,
+    ``n_train``/``n_test`` images per class. ``bytes_keys`` writes b'data' etc. (what
+    ``pickle.load(f, encoding='bytes')`` shows of the originals), else str keys (what
+    torchvision's ``encoding='latin1'`` shows). Class names are in reverse alphabetical order,
+    so a reader that sorts them instead of using the meta file's order is caught.
+
+    Returns {"classes": names, "train": (NHWC uint8 array, labels), "test": (...)}.
+    """
+    n_classes = 100 if dataset == "cifar100" else 10
+    folder, names_key, labels_key = {
+        "cifar100": ("cifar-100-python", "fine_label_names", "fine_labels"),
+        "cifar10": ("cifar-10-batches-py", "label_names", "labels"),
+    }[dataset]
+    key = (lambda k: k.encode()) if bytes_keys else (lambda k: k)
+    d = root / folder
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    names = [f"name{n_classes - 1 - i:03d}" for i in range(n_classes)]
+    expected = {"classes": names}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = rng.permutation(np.repeat(np.arange(n_classes), n))
+        rows = rng.integers(0, 256, size=(len(labels), 3072), dtype=np.uint8)
+        expected[split] = (rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels)
+        if dataset == "cifar100":
+            files = {split: np.arange(len(labels))}
+        else:
+            parts = np.array_split(np.arange(len(labels)), 5) if split == "train" else [np.arange(len(labels))]
+            files = {(f"data_batch_{i + 1}" if split == "train" else "test_batch"): idx for i, idx in enumerate(parts)}
+        for fname, idx in files.items():
+            entry = {key("data"): rows[idx], key(labels_key): [int(v) for v in labels[idx]], key("batch_label"): key(fname)}
+            with open(d / fname, "wb") as f:
+                pickle.dump(entry, f, protocol=2)
+    meta = {key(names_key): [key(n) for n in names]}
+    with open(d / ("meta" if dataset == "cifar100" else "batches.meta"), "wb") as f:
+        pickle.dump(meta, f, protocol=2)
+    return expected
+
+
+@pytest.fixture
+def make_pickles():
+    return write_cifar_pickles
 
 
 @pytest.fixture

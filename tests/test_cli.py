@@ -23,7 +23,7 @@ from prunebench import models
 from prunebench.checkpoints import save_model
 from prunebench.cli import cli
 
-COMMANDS = ("prepare", "describe", "train", "prune", "evaluate", "table", "figure")
+COMMANDS = ("prepare", "standin", "describe", "train", "prune", "evaluate", "table", "figure", "channels")
 BASE_RUN = {"dataset": "cifar10", "arch": "resnet56", "variant": None, "arm": "base", "seed": 1, "scale": "custom"}
 
 
@@ -125,7 +125,7 @@ def test_describe_resnet56_b():
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
     assert {"cfg", "macs", "params", "macs_full", "params_full"} <= set(info)
-    assert info["arch"] == "resnet56" and info["variant"] == "B"
+    assert info["arch"] == "resnet56" and (info["method"], info["setting"]) == ("l1", "B")
     assert info["macs"] == 90907264
     assert info["macs_full"] == 125485696
     assert info["params"] < info["params_full"]

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import copy
+import json
+import re
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from prunebench import models
 from prunebench.checkpoints import load_model, save_model
+from prunebench.counting import count_macs, count_params
 from prunebench.errors import UserError
 from prunebench.io import save_torch
-from prunebench.models import resnet, vgg
+from prunebench.models import ChannelGroup, ChannelSelection, densenet, preresnet, resnet, vgg
+from prunebench.models.groups import bn_keys
 
-ALL_ARCHS = ("vgg16", "vgg19", "resnet20", "resnet32", "resnet56", "resnet110")
+ALL_ARCHS = ("vgg16", "vgg19", "resnet20", "resnet32", "resnet56", "resnet110", "preresnet164", "densenet40")
 
 
 # --------------------------------------------------------------------------- registry
@@ -48,16 +55,25 @@ def test_forward_shape_and_depth(arch):
     with torch.no_grad():
         out = m(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 7)
-    convs = [mod for mod in m.modules() if isinstance(mod, nn.Conv2d)]
+    convs = [name for name, mod in m.named_modules() if isinstance(mod, nn.Conv2d)]
     linears = [mod for mod in m.modules() if isinstance(mod, nn.Linear)]
-    depth = int(arch[len("resnet"):]) if arch.startswith("resnet") else int(arch[len("vgg"):])
-    if arch.startswith("vgg"):
+    depth = int("".join(c for c in arch if c.isdigit()))
+    if arch == "vgg16":
         # VGG-16 = 13 convs + Li's 2-layer head (+1 in the original 3 FC layers of ImageNet VGG).
         assert len(convs) + len(linears) == depth - 1
         assert len(linears) == 2 and linears[0].out_features == 512
-    else:
+    elif arch == "vgg19":
+        # the slimming VGG-19: 16 convs + one linear layer
+        assert len(convs) == 16 and len(linears) == 1 and linears[0].in_features == 512
+    elif arch.startswith("resnet"):
         assert len(convs) + len(linears) == depth  # no conv in the option-A shortcuts
         assert all(not any(isinstance(x, nn.Conv2d) for x in b.shortcut.modules()) for b in m.modules() if isinstance(b, resnet.BasicBlock))
+    elif arch == "preresnet164":
+        shortcut_convs = [c for c in convs if "downsample" in c]
+        assert len(shortcut_convs) == 3  # first block of each stage
+        assert len(convs) - len(shortcut_convs) + len(linears) == depth
+    else:
+        assert len(convs) + len(linears) == depth  # stem + 36 layers + 2 transitions + fc
 
 
 def test_bad_resnet_cfg_and_depth():
@@ -65,8 +81,10 @@ def test_bad_resnet_cfg_and_depth():
         models.build("resnet56", [16] * 5)
     with pytest.raises(ValueError, match="6n\\+2"):
         resnet.ResNet(21)
-    with pytest.raises(ValueError, match="shortcut"):
+    with pytest.raises(UserError, match="shortcut"):
         models.build("resnet20", shortcut="conv")
+    with pytest.raises(ValueError, match="shortcut"):
+        resnet.ResNet(20, shortcut="conv")
 
 
 def test_vgg_init_matches_reference():
@@ -104,6 +122,219 @@ def test_resnet_pruned_cfg_changes_only_first_conv_of_each_block():
         assert m.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
 
 
+# --------------------------------------------------------------------------- options
+def test_default_options():
+    assert models.default_options("resnet56") == {"shortcut": "avgpool", "shortcut_grad": False}
+    assert models.default_options("vgg16") == {"head": "li", "head_bn_init": "uniform"}
+    assert models.default_options("vgg19") == {"head": "linear", "head_bn_init": "uniform"}
+    assert models.default_options("preresnet164") == {} == models.default_options("densenet40")
+    for arch in ALL_ARCHS:  # plain JSON values: they are saved in checkpoints and configs
+        assert json.loads(json.dumps(models.default_options(arch))) == models.default_options(arch)
+
+
+def test_check_options_fills_defaults():
+    assert models.check_options("resnet20", {"shortcut": "subsample"}) == {"shortcut": "subsample", "shortcut_grad": False}
+    assert models.check_options("vgg19", {"head": "li"}) == {"head": "li", "head_bn_init": "uniform"}
+    assert models.check_options("densenet40", {}) == {}
+
+
+@pytest.mark.parametrize(
+    "arch, options, message",
+    [
+        ("resnet20", {"head": "li"}, "unknown option 'head' for resnet20; its options are: shortcut, shortcut_grad"),
+        ("densenet40", {"shortcut": "avgpool"}, "unknown option 'shortcut' for densenet40; its options are: none"),
+        ("resnet20", {"shortcut": "conv"}, "bad value 'conv' for option 'shortcut' of resnet20; choose one of 'avgpool', 'subsample'"),
+        ("resnet56", {"shortcut_grad": 1}, "bad value 1 for option 'shortcut_grad' of resnet56; choose one of False, True"),
+        ("resnet56", {"shortcut_grad": "true"}, "bad value 'true' for option 'shortcut_grad'"),
+        ("vgg16", {"head": "mlp"}, "bad value 'mlp' for option 'head' of vgg16; choose one of 'li', 'linear'"),
+        ("vgg19", {"head_bn_init": "zeros"}, "choose one of 'uniform', 'ones'"),
+    ],
+)
+def test_bad_options_are_one_line_user_errors(arch, options, message):
+    with pytest.raises(UserError) as err:
+        models.check_options(arch, options)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(UserError, match=re.escape(message)):
+        models.build(arch, **options)
+
+
+def test_vgg_heads():
+    torch.manual_seed(0)
+    m19 = models.build("vgg19", num_classes=100)
+    assert len(m19.classifier) == 1 and (m19.classifier[0].in_features, m19.classifier[0].out_features) == (512, 100)
+    assert m19.classifier[0].weight.std().item() == pytest.approx(0.01, rel=0.05)
+    assert torch.all(m19.classifier[0].bias == 0)
+    assert len(models.build("vgg19", head="li").classifier) == 4
+    m16 = models.build("vgg16", head="linear")
+    assert len(m16.classifier) == 1 and "classifier.0.weight" in m16.state_dict()
+
+
+def test_vgg_head_bn_init():
+    torch.manual_seed(0)
+    bn = models.build("vgg16").classifier[1]  # the L1 reference's un-initialised BN1d (PyTorch 0.3/0.4)
+    assert isinstance(bn, nn.BatchNorm1d)
+    assert torch.all((bn.weight >= 0) & (bn.weight < 1)) and bn.weight.std().item() == pytest.approx(12**-0.5, rel=0.15)
+    assert torch.all(bn.bias == 0)
+    bn = models.build("vgg16", head_bn_init="ones").classifier[1]
+    assert torch.all(bn.weight == 1) and torch.all(bn.bias == 0)
+    assert len(models.build("vgg19", head_bn_init="ones").classifier) == 1  # accepted, no BN1d to set
+
+
+class _HandShortcut(nn.Module):
+    """Option A written out: downsample, append zero channels; optionally from a detached input."""
+
+    def __init__(self, extra: int, mode: str, detach: bool):
+        super().__init__()
+        self.extra, self.mode, self.detach = extra, mode, detach
+
+    def forward(self, x):
+        x = x.detach() if self.detach else x
+        x = F.avg_pool2d(x, 2) if self.mode == "avgpool" else x[:, :, ::2, ::2]
+        return torch.cat([x, x.new_zeros(x.shape[0], self.extra, *x.shape[2:])], 1)
+
+
+def _stem_grad(model, x):
+    model.zero_grad()
+    model(x).square().sum().backward()
+    return model.conv1.weight.grad.clone()
+
+
+@pytest.mark.parametrize("mode", ["avgpool", "subsample"])
+def test_resnet_shortcut_grad(mode):
+    torch.manual_seed(0)
+    blocked = models.build("resnet20", shortcut=mode)  # shortcut_grad=False: the L1 reference
+    passing = models.build("resnet20", shortcut=mode, shortcut_grad=True)
+    passing.load_state_dict(blocked.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(blocked(x), passing(x))
+    g_blocked, g_passing = _stem_grad(blocked, x), _stem_grad(passing, x)
+    assert (g_blocked - g_passing).abs().max() > 1e-3 * g_passing.abs().max()
+    for model, detach, grad in ((blocked, True, g_blocked), (passing, False, g_passing)):
+        hand = copy.deepcopy(model)
+        swapped = 0
+        for b in hand.modules():
+            if isinstance(b, resnet.BasicBlock) and isinstance(b.shortcut, resnet.ShortcutA):
+                b.shortcut, swapped = _HandShortcut(b.shortcut.extra, mode, detach), swapped + 1
+        assert swapped == 2  # only the two downsampling blocks; identity shortcuts always pass gradients
+        torch.testing.assert_close(_stem_grad(hand, x), grad)
+
+
+# --------------------------------------------------------------------------- counts (PROTOCOLS section 2)
+# arch -> (params C10, params C100, MACs C10). The PreResNet and DenseNet rows include the
+# reference's ``indexes`` parameters, one per channel entering a selection; prunebench keeps
+# the selection in the cfg, so they are added here.
+COUNTS = {
+    "vgg16": (14.99e6, 15.03e6, 313.5e6),
+    "vgg19": (20.04e6, 20.08e6, 398.1e6),
+    "preresnet164": (1.711e6, 1.734e6, 247.6e6),
+    "densenet40": (1.069e6, 1.110e6, 282.9e6),
+}
+INDEXES = {"vgg16": 0, "vgg19": 0, "preresnet164": 8080, "densenet40": 9360}
+
+
+@pytest.mark.parametrize("arch", sorted(COUNTS))
+def test_params_and_macs(arch):
+    params10, params100, macs = COUNTS[arch]
+    m = models.build(arch)
+    indexes = sum(s.width for s in m.modules() if isinstance(s, ChannelSelection))
+    assert indexes == INDEXES[arch]
+    assert count_params(m) + indexes == pytest.approx(params10, rel=1e-3)
+    assert count_macs(m) == pytest.approx(macs, rel=1e-3)
+    assert count_params(models.build(arch, num_classes=100)) + indexes == pytest.approx(params100, rel=1e-3)
+
+
+# --------------------------------------------------------------------------- channel selection
+def test_channel_selection():
+    x = torch.randn(2, 6, 3, 3)
+    assert ChannelSelection(6)(x) is x
+    sel = ChannelSelection(6, [1, 4])
+    assert torch.equal(sel(x), x[:, [1, 4]]) and sel.out_channels == 2
+    assert list(sel.state_dict()) == [] and list(sel.parameters()) == []
+    for bad in ([], [4, 1], [1, 1], [6], [-1, 2]):
+        with pytest.raises(ValueError, match="channel selection"):
+            ChannelSelection(6, bad)
+    assert ChannelSelection.from_cfg(6, 6).keep is None and ChannelSelection.from_cfg([0, 5], 6).keep == [0, 5]
+    with pytest.raises(ValueError, match="stream width 6"):
+        ChannelSelection.from_cfg(5, 6)
+
+
+# --------------------------------------------------------------------------- PreResNet and DenseNet
+def _reference_preresnet_cfg(n):
+    """The default cfg as network-slimming's preresnet.py writes it."""
+    parts = [[16, 16, 16], [64, 16, 16] * (n - 1), [64, 32, 32], [128, 32, 32] * (n - 1), [128, 64, 64], [256, 64, 64] * (n - 1), [256]]
+    return [v for p in parts for v in p]
+
+
+def test_preresnet_cfg_and_structure():
+    assert models.default_cfg("preresnet164") == _reference_preresnet_cfg(18)
+    assert preresnet.default_cfg(47) == _reference_preresnet_cfg(5)
+    torch.manual_seed(0)
+    m = models.build("preresnet164")
+    b = m.layer2[0]
+    assert (b.bn1.num_features, b.conv1.in_channels, b.conv1.out_channels, b.conv1.kernel_size) == (64, 64, 32, (1, 1))
+    assert (b.conv2.in_channels, b.conv2.out_channels, b.conv2.kernel_size, b.conv2.stride) == (32, 32, (3, 3), (2, 2))
+    assert (b.conv3.in_channels, b.conv3.out_channels) == (32, 128)
+    assert len(b.downsample) == 1 and b.downsample[0].stride == (2, 2) and b.downsample[0].bias is None
+    assert m.layer1[0].downsample[0].stride == (1, 1) and m.layer1[0].downsample[0].in_channels == 16
+    assert m.layer1[1].downsample is None and m.layer3[17].downsample is None
+    assert m.bn.num_features == 256 and m.fc.in_features == 256
+    assert not any(isinstance(x, nn.BatchNorm2d) for x in m.layer1[0].downsample.modules())
+    with pytest.raises(ValueError, match="9n\\+2"):
+        preresnet.PreResNet(165)
+    with pytest.raises(ValueError, match="163 entries"):
+        models.build("preresnet164", models.default_cfg("preresnet164")[:-1])
+
+
+@pytest.mark.parametrize("arch", ["preresnet164", "densenet40"])
+def test_slimming_init_matches_reference(arch):
+    torch.manual_seed(0)
+    m = models.build(arch)
+    bns = [x for x in m.modules() if isinstance(x, nn.BatchNorm2d)]
+    assert all(torch.all(b.weight == 0.5) and torch.all(b.bias == 0) for b in bns)
+    convs = [x for x in m.modules() if isinstance(x, nn.Conv2d) and x.weight.numel() > 20000]
+    for c in convs:
+        assert c.weight.std().item() == pytest.approx((2.0 / (c.kernel_size[0] ** 2 * c.out_channels)) ** 0.5, rel=0.1)
+    bound = m.fc.in_features**-0.5  # PyTorch's default linear init
+    assert m.fc.weight.abs().max() <= bound and m.fc.bias.abs().max() <= bound and m.fc.bias.abs().sum() > 0
+    assert not any("select" in k for k in m.state_dict())
+
+
+def test_preresnet_cfg_selection():
+    cfg = models.default_cfg("preresnet164")
+    cfg[3], cfg[4], cfg[-1] = [0, 5, 63], 7, list(range(0, 256, 2))
+    m = models.build("preresnet164", cfg).eval()
+    assert (m.layer1[1].bn1.num_features, m.layer1[1].conv1.in_channels, m.layer1[1].conv1.out_channels) == (64, 3, 7)
+    assert m.layer1[1].bn2.num_features == 7 and m.layer1[1].conv2.in_channels == 7
+    assert m.bn.num_features == 256 and m.fc.in_features == 128
+    with torch.no_grad():
+        assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    cfg[3] = 32
+    with pytest.raises(ValueError, match="stream width 64"):
+        models.build("preresnet164", cfg)
+
+
+def test_densenet_cfg_and_structure():
+    ref, start = [], 24  # network-slimming densenet.py's default cfg
+    for _ in range(3):
+        ref += [start + 12 * i for i in range(13)]
+        start += 12 * 12
+    assert models.default_cfg("densenet40") == ref and len(ref) == 39
+    m = models.build("densenet40")
+    assert m.conv1.out_channels == 24 and m.conv1.bias is None
+    assert (m.dense1[0].conv1.in_channels, m.dense1[0].conv1.out_channels, m.dense1[0].conv1.kernel_size) == (24, 12, (3, 3))
+    assert (m.trans1.bn1.num_features, m.trans1.conv1.out_channels, m.trans1.conv1.kernel_size) == (168, 168, (1, 1))
+    assert m.trans2.conv1.in_channels == 312 and m.bn.num_features == 456 and m.fc.in_features == 456
+    cfg = list(ref)
+    cfg[5], cfg[12] = [0, 70], [3]
+    m = models.build("densenet40", cfg)
+    assert (m.dense1[5].bn1.num_features, m.dense1[5].conv1.in_channels) == (84, 2)
+    assert (m.trans1.bn1.num_features, m.trans1.conv1.in_channels, m.trans1.conv1.out_channels) == (168, 1, 168)
+    with pytest.raises(ValueError, match="stream width 84"):
+        models.build("densenet40", ref[:5] + [80] + ref[6:])
+    with pytest.raises(ValueError, match="3L\\+4"):
+        densenet.DenseNet(41)
+
+
 # --------------------------------------------------------------------------- channel groups
 def test_resnet56_channel_groups_use_li_numbering():
     m = models.build("resnet56")
@@ -113,6 +344,7 @@ def test_resnet56_channel_groups_use_li_numbering():
     assert [g.stage for g in groups] == [0] * 9 + [1] * 9 + [2] * 9
     g = groups[9]  # first block of stage 2 = Li's layer 20
     assert g.layer_id == 20 and g.name == "layer2.0.conv1" and g.width == 32 and g.cfg_index == 9
+    assert g.bn == "layer2.0.bn1" and not g.selection
     assert g.producers == (
         ("layer2.0.conv1.weight", 0),
         ("layer2.0.bn1.weight", 0),
@@ -144,6 +376,58 @@ def test_vgg16_channel_groups():
             assert state[key].shape[dim] == g.width
 
 
+@pytest.mark.parametrize("arch", ["vgg16", "vgg19", "preresnet164", "densenet40"])
+def test_every_batchnorm_scores_exactly_one_group(arch):
+    """So a global threshold over all BN gammas (network slimming) maps onto groups."""
+    m = models.build(arch)
+    groups = m.channel_groups()
+    mods, state = dict(m.named_modules()), m.state_dict()
+    assert sorted(g.bn for g in groups) == sorted(n for n, x in m.named_modules() if isinstance(x, nn.BatchNorm2d))
+    assert [g.layer_id for g in groups] == list(range(1, len(groups) + 1))
+    assert [g.cfg_index for g in groups] == [i for i, v in enumerate(m.cfg) if v != "M"]
+    assert [g.stage for g in groups] == sorted(g.stage for g in groups)
+    for g in groups:
+        assert mods[g.bn].num_features == g.width
+        for key, dim in g.producers + g.consumers:
+            assert state[key].shape[dim] == g.width
+        if g.selection:
+            assert isinstance(mods[g.name], ChannelSelection) and g.producers == ()
+            assert g.silencing_keys == (f"{g.bn}.weight", f"{g.bn}.bias")
+        else:
+            assert isinstance(mods[g.name], nn.Conv2d)
+            assert g.silencing_keys == (f"{g.name}.weight", f"{g.bn}.weight", f"{g.bn}.bias")
+
+
+def test_preresnet164_channel_groups():
+    groups = models.build("preresnet164").channel_groups()
+    assert len(groups) == 163
+    assert groups[0] == ChannelGroup(
+        name="layer1.0.select", cfg_index=0, layer_id=1, stage=0, width=16, bn="layer1.0.bn1",
+        consumers=(("layer1.0.conv1.weight", 1),), selection=True,
+    )  # fmt: skip
+    assert groups[1] == ChannelGroup(
+        name="layer1.0.conv1", cfg_index=1, layer_id=2, stage=0, width=16, bn="layer1.0.bn2",
+        producers=(("layer1.0.conv1.weight", 0),) + bn_keys("layer1.0.bn2"), consumers=(("layer1.0.conv2.weight", 1),),
+    )  # fmt: skip
+    assert groups[2].producers[0] == ("layer1.0.conv2.weight", 0) and groups[2].bn == "layer1.0.bn3"
+    assert groups[2].consumers == (("layer1.0.conv3.weight", 1),)
+    assert (groups[54].name, groups[54].width, groups[54].stage) == ("layer2.0.select", 64, 1)
+    assert (groups[57].name, groups[57].width, groups[58].width) == ("layer2.1.select", 128, 32)
+    assert groups[-1] == ChannelGroup(
+        name="select", cfg_index=162, layer_id=163, stage=2, width=256, bn="bn", consumers=(("fc.weight", 1),), selection=True
+    )
+
+
+def test_densenet40_channel_groups():
+    groups = models.build("densenet40").channel_groups()
+    assert len(groups) == 39 and all(g.selection for g in groups)
+    assert [g.stage for g in groups] == [0] * 13 + [1] * 13 + [2] * 13
+    assert [g.width for g in groups] == models.default_cfg("densenet40")
+    assert (groups[0].name, groups[0].bn, groups[0].consumers) == ("dense1.0.select", "dense1.0.bn1", (("dense1.0.conv1.weight", 1),))
+    assert (groups[12].name, groups[12].bn, groups[12].width) == ("trans1.select", "trans1.bn1", 168)
+    assert (groups[-1].name, groups[-1].bn, groups[-1].width, groups[-1].consumers) == ("select", "bn", 456, (("fc.weight", 1),))
+
+
 # --------------------------------------------------------------------------- model files
 def _pruned_resnet20():
     torch.manual_seed(0)
@@ -165,7 +449,8 @@ def test_save_load_round_trip(tmp_path):
     save_model(path, m, "resnet20", 100, run="base", accuracy=93.1)
     loaded, meta = load_model(path, expect_arch="resnet20")
     assert loaded.cfg == cfg
-    assert meta == {"arch": "resnet20", "cfg": cfg, "num_classes": 100, "run": "base", "accuracy": 93.1}
+    options = models.default_options("resnet20")  # the options the model was built with, filled in
+    assert meta == {"arch": "resnet20", "cfg": cfg, "num_classes": 100, "options": options, "run": "base", "accuracy": 93.1}
     a, b = m.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     x = torch.randn(2, 3, 32, 32)

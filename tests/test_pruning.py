@@ -299,3 +299,92 @@ def test_ratio_errors_through_a_variant_spec():
     ratios = layer_ratios(groups, {"stage_ratios": [0.0, 1.0, 0.0]})
     with pytest.raises(UserError, match="outside"):
         select_filters(models.build("resnet20"), ratios)
+
+
+# --------------------------------------------------------------------------- network-slimming models
+# group name -> kept count of 1 (a layer reduced to a single channel): one selection group and,
+# where the model has them, one sliced group.
+SINGLE = {
+    "vgg19": ["features.27"],
+    "preresnet164": ["layer2.3.select", "layer3.5.conv2"],
+    "densenet40": ["dense2.4.select", "trans1.select"],
+}
+
+
+def random_keep(model, single: list[str], seed: int) -> dict[str, torch.Tensor]:
+    """Every group cut to a random 30-80 % of its channels (random indices); ``single`` to one."""
+    g = torch.Generator().manual_seed(seed)
+    keep = {}
+    for group in model.channel_groups():
+        n = 1 if group.name in single else max(1, int(group.width * (0.3 + 0.5 * torch.rand(1, generator=g).item())))
+        keep[group.name] = torch.randperm(group.width, generator=g)[:n].sort().values
+    return keep
+
+
+@pytest.mark.parametrize("arch", sorted(SINGLE))
+def test_slimming_models_pruned_equal_masked(arch, randomise_bn, tmp_path):
+    torch.manual_seed(0)
+    model = randomise_bn(models.build(arch, num_classes=100), seed=1).eval()
+    groups = model.channel_groups()
+    assert set(SINGLE[arch]) <= {g.name for g in groups}
+    keep = random_keep(model, SINGLE[arch], seed=2)
+    options = models.default_options(arch)
+    small = prune(model, arch, keep, 100, **options).eval()
+    masked = masked_copy(model, keep).eval()
+
+    cfg = pruned_cfg(model, keep)
+    assert small.cfg == cfg
+    for g in groups:
+        entry = cfg[g.cfg_index]
+        if g.selection:  # sorted python ints: the cfg is saved as plain data
+            assert entry == keep[g.name].tolist() and all(type(i) is int for i in entry)
+        else:
+            assert entry == len(keep[g.name]) and type(entry) is int
+
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        out_small, out_masked, out_full = small(x), masked(x), model(x)
+    assert out_small.shape == (2, 100)
+    torch.testing.assert_close(out_small, out_masked, rtol=1e-5, atol=1e-5)
+    assert (out_full - out_masked).abs().max() > 1e-2 * out_full.abs().max()  # not vacuous
+
+    # the small model holds exactly the kept slices (BNs behind a selection stay full size)
+    expected = dict(model.state_dict())
+    for g in groups:
+        for key, dim in g.producers + g.consumers:
+            expected[key] = expected[key].index_select(dim, keep[g.name])
+    small_state = small.state_dict()
+    assert small_state.keys() == expected.keys()
+    assert all(torch.equal(small_state[k], expected[k]) for k in expected)
+
+    # a pruned model file rebuilds with plain torch and the registry
+    path = tmp_path / "pruned.pt"
+    torch.save({"arch": arch, "cfg": small.cfg, "num_classes": 100, "options": options, "state_dict": small_state}, path)
+    blob = torch.load(path, weights_only=True)
+    rebuilt = models.build(blob["arch"], blob["cfg"], blob["num_classes"], **blob["options"])
+    rebuilt.load_state_dict(blob["state_dict"])
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(x), out_small, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("arch, group", [("preresnet164", "layer1.4.select"), ("densenet40", "select")])
+def test_pruning_a_pruned_selection_again_is_refused(arch, group):
+    model = models.build(arch)
+    small = prune(model, arch, {group: torch.tensor([0, 2, 5])}, 10)
+    assert small.cfg[next(g.cfg_index for g in small.channel_groups() if g.name == group)] == [0, 2, 5]
+    with pytest.raises(ValueError, match=f"{group} is already a channel selection"):
+        prune(small, arch, {group: torch.tensor([0, 1])}, 10)
+    with pytest.raises(ValueError, match="already a channel selection"):
+        pruned_cfg(small, {group: torch.tensor([0, 1])})
+
+
+def test_masked_selection_silences_the_bn():
+    torch.manual_seed(0)
+    model = models.build("densenet40").eval()
+    keep = {"dense1.3.select": torch.tensor([1, 4, 30])}
+    masked = masked_copy(model, keep)
+    bn = masked.dense1[3].bn1
+    drop = sorted(set(range(bn.num_features)) - {1, 4, 30})
+    assert torch.all(bn.weight[drop] == 0) and torch.all(bn.bias[drop] == 0)
+    assert torch.equal(bn.weight[[1, 4, 30]], model.dense1[3].bn1.weight[[1, 4, 30]])
+    assert torch.equal(masked.dense1[3].conv1.weight, model.dense1[3].conv1.weight)  # consumers untouched

@@ -19,20 +19,20 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SMOKE = {
-    "prepare_data": 1,
-    "train_base": 3,
-    "prune": 5,
-    "finetune": 5,
-    "scratch": 10,
-    "evaluate": 18,
-    "make_table1": 1,
-    "plot_table1": 1,
-    "all": 1,
+TABLE_RULES = {"make_table": 1, "plot_table": 1, "plot_channels": 1}
+# Smoke-scale jobs per rule of each study's own target (one seed).
+SMOKE_STUDY = {
+    "l1": {"prepare_data": 1, "train_base": 3, "prune": 5, "finetune": 5, "scratch": 10, "evaluate": 18, **TABLE_RULES, "l1": 1},
+    "slimming": {"prepare_data": 2, "train_base": 6, "prune": 10, "finetune": 10, "scratch": 20, "evaluate": 36, **TABLE_RULES, "slimming": 1},
 }
-PAPER = {**SMOKE, "train_base": 15, "prune": 25, "finetune": 25, "scratch": 50, "evaluate": 90}
+SMOKE = {
+    "prepare_data": 2, "train_base": 9, "prune": 15, "finetune": 15, "scratch": 30, "evaluate": 54,
+    "make_table": 2, "plot_table": 2, "plot_channels": 2, "all": 1,
+}  # fmt: skip
 PER_SEED_RULES = {"train_base", "prune", "finetune", "scratch", "evaluate"}
+PAPER = {k: v * 5 if k in PER_SEED_RULES else v for k, v in SMOKE.items()}
 TRAIN_RULES = {"train_base", "finetune", "scratch"}
+RUNS = Path("runs") / "smoke" / "cifar10"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -121,12 +121,12 @@ def slurm_dry_run(tmp_path_factory) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- DAG shape
 def test_smoke_dag(smoke_stats):
     assert smoke_stats == SMOKE
-    assert sum(smoke_stats.values()) == 45
+    assert sum(smoke_stats.values()) == 132
 
 
 def test_paper_dag(paper_stats):
     assert paper_stats == PAPER
-    assert sum(paper_stats.values()) == 209
+    assert sum(paper_stats.values()) == 624
 
 
 def test_scale_changes_only_the_seed_count(smoke_stats, paper_stats):
@@ -137,23 +137,83 @@ def test_scale_changes_only_the_seed_count(smoke_stats, paper_stats):
         assert paper_stats[rule] == (n * factor if rule in PER_SEED_RULES else n), rule
 
 
-def test_table1_target_is_the_whole_dag_but_all(results, smoke_stats):
+@pytest.mark.parametrize("study", sorted(SMOKE_STUDY))
+def test_each_study_is_a_target_of_its_own(results, study):
+    assert dry_run("--config", f"results={results}", targets=(study,)) == SMOKE_STUDY[study]
+
+
+@pytest.mark.parametrize("study", sorted(SMOKE_STUDY))
+def test_each_study_at_paper_scale(results, study):
+    expected = {k: v * 5 if k in PER_SEED_RULES else v for k, v in SMOKE_STUDY[study].items()}
+    assert dry_run("--config", "scale=paper", f"results={results}", targets=(study,)) == expected
+
+
+def test_table1_is_the_l1_study(results):
     stats = dry_run("--config", f"results={results}", targets=("table1",))
-    expected = {k: v for k, v in smoke_stats.items() if k != "all"}
-    assert stats == {**expected, "table1": 1}
+    assert stats == {**{k: v for k, v in SMOKE_STUDY["l1"].items() if k != "l1"}, "table1": 1}
 
 
 @pytest.mark.parametrize("arm", ["scratch-e", "scratch-b"])
-def test_scratch_arms_need_no_trained_base(results, arm):
-    target = results / "runs" / "smoke" / "cifar10" / "resnet56-A" / arm / "seed1" / "model.pt"
+def test_predefined_scratch_arms_need_no_trained_base(results, arm):
+    target = results / RUNS / "resnet56" / "plain" / "l1-A" / arm / "seed1" / "model.pt"
     assert dry_run("--config", f"results={results}", targets=(target,)) == {"prepare_data": 1, "scratch": 1}
 
 
+@pytest.mark.parametrize("arm", ["scratch-e", "scratch-b"])
+def test_learned_scratch_arms_need_the_pruned_file(results, arm):
+    """Slimming learns its architecture: its scratch arms wait for the sparsity-trained base and its pruning."""
+    target = results / RUNS / "vgg19" / "sparsity0.0001" / "slimming-0.7" / arm / "seed1" / "model.pt"
+    stats = dry_run("--config", f"results={results}", targets=(target,))
+    assert stats == {"prepare_data": 1, "train_base": 1, "prune": 1, "scratch": 1}
+
+
 def test_finetune_depends_on_base_and_prune(results):
-    """The contrast to the scratch arms: a fine-tuned model needs the trained base and its pruning."""
-    target = results / "runs" / "smoke" / "cifar10" / "resnet56-A" / "finetune-l1" / "seed1" / "model.pt"
+    target = results / RUNS / "resnet56" / "plain" / "l1-A" / "finetune" / "seed1" / "model.pt"
     stats = dry_run("--config", f"results={results}", targets=(target,))
     assert stats == {"prepare_data": 1, "train_base": 1, "prune": 1, "finetune": 1}
+
+
+def _overlay(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "overlay.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_studies_share_a_base_trained_the_same_way(tmp_path, results):
+    """A second study pruning ResNet-56 by another criterion reuses the L1 study's base runs."""
+    extra = _overlay(tmp_path, "studies:\n  criteria:\n    method: random\n    models: {cifar10: {resnet56: [A, B]}}\n")
+    stats = dry_run("--configfile", extra, "--config", f"results={results}")
+    assert stats["train_base"] == SMOKE["train_base"]
+    assert stats["prune"] == SMOKE["prune"] + 2
+
+
+def test_a_non_default_model_option_is_a_base_of_its_own(tmp_path, results):
+    extra = _overlay(
+        tmp_path,
+        "studies:\n  grad:\n    method: l1\n    options: {resnet56: {shortcut_grad: true}}\n"
+        "    models: {cifar10: {resnet56: [A]}}\n",
+    )
+    proc = snakemake("-n", "-p", "--configfile", extra, "--config", f"results={results}", "--", "grad")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "resnet56/plain+shortcut_grad=true/base/seed1" in proc.stdout
+    assert "--option shortcut_grad=true" in proc.stdout
+    assert job_stats(proc.stdout)["train_base"] == 1
+
+
+def test_finetune_epochs_of_a_study_are_a_run_of_their_own(tmp_path, results):
+    extra = _overlay(tmp_path, "studies:\n  slimming:\n    finetune_epochs: 160\n")
+    proc = snakemake("-n", "-p", "--configfile", extra, "--config", "scale=paper", f"results={results}", "--", "slimming")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "/slimming-0.7/finetune-160ep/seed1/model.pt" in proc.stdout
+    assert re.search(r"--arm finetune --epochs 160 ", proc.stdout)
+    assert "/slimming-0.7/finetune/" not in proc.stdout
+
+
+def test_slimming_base_trains_with_its_family_sparsity(results):
+    proc = snakemake("-n", "-p", "--config", f"results={results}", "--", "slimming")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"--arch vgg19 .*--sparsity 0\.0001 ", proc.stdout)
+    assert re.search(r"--arch densenet40 .*--sparsity 1e-05 ", proc.stdout)
 
 
 def test_lint():
@@ -185,6 +245,26 @@ def test_bad_config_value(results, override, needles):
     _assert_config_error(snakemake("-n", "--config", override, f"results={results}"), *needles)
 
 
+@pytest.mark.parametrize(
+    "text, needles",
+    [
+        ("studies: {l1: {models: {cifar10: {vgg16: [Q]}}}}", ("studies.l1.models.cifar10.vgg16[0]", "vgg16-Q", "vgg16-A")),
+        ("studies: {l1: {method: l5}}", ("studies.l1.method", "l5", "slimming")),
+        ("studies: {l1: {models: {cifar1000: {vgg16: [A]}}}}", ("studies.l1.models", "cifar1000", "cifar100")),
+        ("studies: {l1: {models: {cifar10: {vgg17: [A]}}}}", ("studies.l1.models.cifar10", "vgg17", "resnet56")),
+        ("studies: {slimming: {models: {cifar10: {vgg19: [1.5]}}}}", ("studies.slimming.models.cifar10.vgg19[0]", "1.5", "(0, 1)")),
+        ("studies: {slimming: {models: {cifar10: {resnet56: [0.5]}}}}", ("studies.slimming.models.cifar10", "resnet56")),
+        ("studies: {l1: {arms: [finetune, scratch-x]}}", ("studies.l1.arms", "scratch-x", "scratch-b")),
+        ("studies: {l1: {options: {resnet56: {shortcut: hourglass}}}}", ("studies.l1.options.resnet56", "hourglass", "avgpool")),
+        ("studies: {l1: {options: {resnet56: {widen: 2}}}}", ("studies.l1.options.resnet56", "widen")),
+        ("studies: {Table-2: {method: l1, models: {cifar10: {vgg16: [A]}}}}", ("Table-2",)),
+    ],
+)
+def test_bad_study_is_caught_before_any_job(tmp_path, results, text, needles):
+    extra = _overlay(tmp_path, text + "\n")
+    _assert_config_error(snakemake("-n", "--configfile", extra, "--config", f"results={results}"), *needles)
+
+
 def test_unknown_top_level_config_key(tmp_path, results):
     extra = tmp_path / "extra.yaml"
     extra.write_text("epochz: 3\n")
@@ -207,7 +287,7 @@ def test_profile_uses_slurm_executor():
 
 
 def test_profile_requests_cluster_resources(slurm_dry_run):
-    assert job_stats(slurm_dry_run.stdout)["total"] == 209  # the profile selects the paper scale
+    assert job_stats(slurm_dry_run.stdout)["total"] == 624  # the profile selects the paper scale
     jobs = parse_jobs(slurm_dry_run.stdout)
     counts = Counter(j["rule"] for j in jobs)
     assert {r: counts[r] for r in PER_SEED_RULES} == {r: PAPER[r] for r in PER_SEED_RULES}
@@ -230,7 +310,7 @@ def test_profile_keeps_paper_scale_under_command_line_config(tmp_path):
     copy = copy_workflow(tmp_path / "repo")
     proc = snakemake("--profile", "slurm", "-n", "--quiet", "rules", "--cores", "8", "--config", "data_root=/data/cifar", cwd=copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert job_stats(proc.stdout)["total"] == 209
+    assert job_stats(proc.stdout)["total"] == 624
 
 
 # --------------------------------------------------------------------------- packing
@@ -246,7 +326,7 @@ def test_packed_runs_share_one_gpu_per_group_job(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     groups = Counter(re.findall(r"Group job (\w+) ", proc.stdout))
-    assert groups == {"pack_base": 4, "pack_finetune": 7, "pack_scratch": 13}  # ceil(15/4), ceil(25/4), ceil(50/4)
+    assert groups == {"pack_base": 12, "pack_finetune": 19, "pack_scratch": 38}  # ceil(45/4), ceil(75/4), ceil(150/4)
     for job in parse_jobs(proc.stdout):
         if job["rule"] in TRAIN_RULES:
             assert job["resources"].get("gres") == "gpu:1" and "gpu" not in job["resources"], job

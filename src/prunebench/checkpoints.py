@@ -1,5 +1,6 @@
-"""Model files: ``{arch, cfg, num_classes, state_dict, run, ...}``, loadable with plain torch and
-the model registry, validated on load so a wrong or damaged file fails with one clear line."""
+"""Model files: ``{arch, cfg, num_classes, options, state_dict, run, ...}``, loadable with plain
+torch and the model registry (``models.build(arch, cfg, num_classes, **options)``), validated on
+load so a wrong or damaged file fails with one clear line."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from .io import load_torch, save_torch
 REQUIRED = ("arch", "cfg", "num_classes", "state_dict")
 
 
-def save_model(path: str | os.PathLike, model: nn.Module, arch: str, num_classes: int, **meta: Any) -> None:
+def save_model(path: str | os.PathLike, model: nn.Module, arch: str, num_classes: int, options: dict | None = None, **meta: Any) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_torch(path, {"arch": arch, "cfg": list(model.cfg), "num_classes": num_classes, "state_dict": state, **meta})
+    blob = {"arch": arch, "cfg": list(model.cfg), "num_classes": num_classes, "options": dict(options or {}), "state_dict": state}
+    save_torch(path, {**blob, **meta})
 
 
 def load_model(path: str | os.PathLike, expect_arch: str | None = None) -> tuple[nn.Module, dict]:
@@ -27,9 +29,15 @@ def load_model(path: str | os.PathLike, expect_arch: str | None = None) -> tuple
     arch = blob["arch"]
     if expect_arch is not None and arch != expect_arch:
         raise UserError(f"{path} holds a {arch} model but {expect_arch} was asked for; pass the matching checkpoint")
+    if not isinstance(blob.get("options", {}), dict):
+        raise UserError(f"{path}: options {blob['options']!r} are not a mapping; the file is damaged, rerun its step")
     try:
-        model = models.build(arch, blob["cfg"], blob["num_classes"])
-    except (ValueError, TypeError, RuntimeError) as e:
+        options = models.check_options(arch, blob.get("options", {}))
+    except UserError as e:
+        raise UserError(f"{path}: {e}; the file is damaged or from another version, rerun its step") from None
+    try:
+        model = models.build(arch, blob["cfg"], blob["num_classes"], **options)
+    except (ValueError, TypeError, RuntimeError, IndexError) as e:
         raise UserError(f"{path}: cfg {blob['cfg']} does not build a {arch} ({e}); the file is damaged, rerun its step") from None
     try:
         model.load_state_dict(blob["state_dict"])
@@ -37,4 +45,4 @@ def load_model(path: str | os.PathLike, expect_arch: str | None = None) -> tuple
         raise UserError(
             f"{path}: weights do not fit {arch} with cfg {blob['cfg']}; the file is damaged or edited, rerun its step"
         ) from None
-    return model, {k: v for k, v in blob.items() if k != "state_dict"}
+    return model, {**{k: v for k, v in blob.items() if k != "state_dict"}, "options": options}

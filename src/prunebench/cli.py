@@ -10,24 +10,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
-import socket
 import sys
-import time
 from pathlib import Path
 
 import click
 import torch
 
 from . import __version__, models
-from .checkpoints import load_model, save_model
 from .counting import count_macs, count_params, scratch_b_epochs
 from .errors import UserError
-from .io import read_json, sha256, write_json
+from .io import read_json, write_json
 from .pruning import VARIANTS
+from .runs import ARMS, provenance
 from .train import COMPILE_MODES, PRECISIONS
 
-ARMS = ("base", "finetune", "scratch-e", "scratch-b")
 log = logging.getLogger("prunebench")
 
 
@@ -42,17 +38,32 @@ def _fractions(ctx: click.Context, param: click.Parameter, text: str) -> tuple[f
     return values
 
 
-def _write_together(*writes) -> None:
-    """Run (path, write) pairs; if one fails, remove the files already written: all or none."""
-    done = []
-    try:
-        for path, write in writes:
-            write()
-            done.append(path)
-    except BaseException:
-        for path in done:
-            Path(path).unlink(missing_ok=True)
-        raise
+def _options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict:
+    """--option KEY=VALUE (repeatable): a model option; true/false become booleans."""
+    out = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{text!r} is not KEY=VALUE, e.g. shortcut_grad=true")
+        out[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return out
+
+
+def _method_setting(method: str | None, setting: str | None, variant: str | None) -> tuple[str | None, str | None]:
+    """--variant V is Li et al.'s variant: short for --method l1 --setting V."""
+    if variant is not None:
+        if method not in (None, "l1") or setting is not None:
+            raise UserError("give either --variant (Li et al.'s A/B, method l1) or --method with --setting, not both")
+        return "l1", variant
+    if (method is None) != (setting is None):
+        raise UserError("--method and --setting go together: the pruning method and its variant or ratio")
+    return method, setting
+
+
+def _check_out_dirs(*paths: str) -> None:
+    for p in paths:
+        if Path(p).is_dir():
+            raise UserError(f"{p} is a directory; give a file path to write")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -80,15 +91,41 @@ def prepare(dataset: str, data_root: str, out: str, download: bool) -> None:
     log.info("prepared %s from %s: %d train, %d test images -> %s", dataset, summary["source"], summary["train_x"], summary["test_x"], out)
 
 
-# --------------------------------------------------------------------------- describe
-def _architecture(arch: str, variant: str | None, num_classes: int) -> dict:
-    from .pruning import variant_cfg
+# --------------------------------------------------------------------------- standin
+@cli.command()
+@click.option("--dataset", required=True, type=click.Choice(["cifar10", "cifar100"]), help="Which dataset to imitate.")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False), help="Folder to write <dataset>-standin.tar.gz into.")
+@click.option("--train-per-class", default=6, show_default=True, type=click.IntRange(min=1), help="Training images per class.")
+@click.option("--test-per-class", default=3, show_default=True, type=click.IntRange(min=1), help="Test images per class.")
+def standin(dataset: str, out_dir: str, train_per_class: int, test_per_class: int) -> None:
+    """Write a small synthetic stand-in for DATASET (random images, marked as synthetic) so the
+    pipeline can run where the real data cannot be had. Its accuracies mean nothing; tables
+    built from it say so."""
+    from .data import make_standin
 
-    full, pruned = models.build(arch, None, num_classes), models.build(arch, variant_cfg(arch, variant), num_classes)
+    path = make_standin(dataset, out_dir, train_per_class, test_per_class)
+    log.info("synthetic stand-in for %s -> %s (never report its accuracies)", dataset, path)
+
+
+# --------------------------------------------------------------------------- describe
+def _architecture(arch: str, method: str | None, setting: str | None, num_classes: int, options: dict) -> dict:
+    from . import methods
+
+    options = models.check_options(arch, options)
+    cfg = models.default_cfg(arch)
+    if method is not None:
+        m = methods.get(method)
+        m.check_setting(arch, setting)
+        if m.learned:
+            raise UserError(f"{method} learns its architecture from trained weights; prune a model and read its prune.json")
+        cfg = m.scratch_cfg(arch, setting)
+    full, pruned = models.build(arch, None, num_classes, **options), models.build(arch, cfg, num_classes, **options)
     macs, macs_full = count_macs(pruned), count_macs(full)
     return {
         "arch": arch,
-        "variant": variant,
+        "method": method,
+        "setting": setting,
+        "options": options,
         "num_classes": num_classes,
         "cfg": list(pruned.cfg),
         "macs": macs,
@@ -100,15 +137,20 @@ def _architecture(arch: str, variant: str | None, num_classes: int) -> dict:
 
 @cli.command()
 @click.option("--arch", required=True, help=f"Architecture: {', '.join(models.ARCHS)}.")
-@click.option("--variant", default=None, help="Li et al. pruned variant (A, B); omit for the full network.")
+@click.option("--variant", default=None, help="Li et al.'s pruned variant (A, B): short for --method l1 --setting V.")
+@click.option("--method", default=None, help="A predefined pruning method (l1, l2, random, smallest, uniform).")
+@click.option("--setting", default=None, help="The method's variant or ratio.")
+@click.option("--option", "options", multiple=True, callback=_options, help="Model option KEY=VALUE (repeatable).")
 @click.option("--dataset", default="cifar10", show_default=True, type=click.Choice(["cifar10", "cifar100"]), help="Sets the class count.")
 @click.option("--budget-epochs", default=160, show_default=True, type=click.IntRange(min=1), help="Epochs of the full network, for the Scratch-B count.")
-def describe(arch: str, variant: str | None, dataset: str, budget_epochs: int) -> None:
+def describe(arch: str, variant: str | None, method: str | None, setting: str | None, options: dict, dataset: str, budget_epochs: int) -> None:
     """Print JSON describing an architecture (cfg, MACs, params, full-network counts, Scratch-B
     epochs) without training anything."""
     from .data import DATASETS
 
-    info = _architecture(arch, variant, DATASETS[dataset])
+    models.check_arch(arch)
+    method, setting = _method_setting(method, setting, variant)
+    info = _architecture(arch, method, setting, DATASETS[dataset], options)
     info["macs_reduction_pct"] = round(100 * (1 - info["macs"] / info["macs_full"]), 2)
     info["params_reduction_pct"] = round(100 * (1 - info["params"] / info["params_full"]), 2)
     info["scratch_b_epochs"] = scratch_b_epochs(budget_epochs, info["macs_full"], info["macs"])
@@ -118,9 +160,12 @@ def describe(arch: str, variant: str | None, dataset: str, budget_epochs: int) -
 # --------------------------------------------------------------------------- train
 @cli.command()
 @click.option("--arch", required=True, help=f"Architecture: {', '.join(models.ARCHS)}.")
-@click.option("--arm", required=True, type=click.Choice(ARMS), help="base: full net; finetune: from --init; scratch-e/-b: pruned cfg, fresh init.")
-@click.option("--variant", default=None, help="Pruned variant (scratch arms); recorded for finetune.")
-@click.option("--init", "init_path", type=click.Path(dir_okay=False), help="Pruned checkpoint to fine-tune (finetune arm).")
+@click.option("--arm", required=True, type=click.Choice(ARMS), help="base: full net; finetune: from --init; scratch-e/-b: the pruned architecture, fresh init.")
+@click.option("--method", default=None, help="Pruning method of the scratch arms (l1, slimming, ...).")
+@click.option("--setting", default=None, help="The method's variant (A, B) or ratio (0.4).")
+@click.option("--variant", default=None, help="Li et al.'s variant: short for --method l1 --setting V.")
+@click.option("--option", "options", multiple=True, callback=_options, help="Model option KEY=VALUE (repeatable; base and predefined scratch arms).")
+@click.option("--init", "init_path", type=click.Path(dir_okay=False), help="The pruned file: weights to fine-tune, or the learned architecture of a scratch arm.")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Prepared dataset file (prunebench prepare).")
 @click.option("--model-out", required=True, type=click.Path(dir_okay=False), help="Final model file to write.")
 @click.option("--metrics-out", required=True, type=click.Path(dir_okay=False), help="Metrics JSON to write.")
@@ -133,6 +178,7 @@ def describe(arch: str, variant: str | None, dataset: str, budget_epochs: int) -
 @click.option("--test-batch-size", default=256, show_default=True, type=click.IntRange(min=1), help="Evaluation batch size.")
 @click.option("--momentum", default=0.9, show_default=True, type=click.FloatRange(min=0), help="SGD momentum.")
 @click.option("--weight-decay", default=1e-4, show_default=True, type=click.FloatRange(min=0), help="SGD weight decay.")
+@click.option("--sparsity", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Network slimming's L1 penalty s on BatchNorm scales (base arm).")
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed for init, data order and augmentation.")
 @click.option("--train-subset", type=click.IntRange(min=1), help="Use a fixed random subset of N training images.")
 @click.option("--test-subset", type=click.IntRange(min=1), help="Use a fixed random subset of N test images.")
@@ -143,157 +189,61 @@ def describe(arch: str, variant: str | None, dataset: str, budget_epochs: int) -
 @click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(COMPILE_MODES), help="torch.compile mode for the model (reduce-overhead uses CUDA graphs).")
 def train(**o) -> None:
     """Train one run (any arm) and write its model and metrics; resumes from its checkpoint."""
-    from .data import Data
-    from .pruning import variant_cfg
-    from .train import Hparams, Schedule, fit
-    from .utils import choose_device, seed_everything
+    from .runs import ArmProtocol, RunSpec, train_run
+    from .utils import choose_device
 
-    started = time.time()
     if o["threads"]:
         torch.set_num_threads(o["threads"])
-    device = choose_device(o["device"])
-    models.check_arch(o["arch"])
-    data = Data(o["data_path"], o["train_subset"], o["test_subset"])
-    arm, arch, epochs = o["arm"], o["arch"], o["epochs"]
-    inputs = {"data": {"path": o["data_path"], "sha256": sha256(o["data_path"])}}
-    seed_everything(o["seed"])
-    if arm == "finetune":
-        if not o["init_path"]:
-            raise UserError("the finetune arm needs --init PATH, the pruned checkpoint (prunebench prune --out)")
-        model, meta = load_model(o["init_path"], expect_arch=arch)
-        if meta["num_classes"] != data.num_classes:
-            raise UserError(f"{o['init_path']} has {meta['num_classes']} classes but the data has {data.num_classes}; use the matching dataset")
-        inputs["init"] = {"path": o["init_path"], "sha256": sha256(o["init_path"])}
-        variant = o["variant"] or meta.get("run", {}).get("variant")
-    else:
-        if arm == "base":
-            if o["variant"]:
-                raise UserError("the base arm trains the full network; drop --variant")
-            cfg, variant = models.default_cfg(arch), None
-        else:
-            if not o["variant"]:
-                raise UserError(f"the {arm} arm needs --variant, the pruned architecture to train from scratch")
-            cfg, variant = variant_cfg(arch, o["variant"]), o["variant"]
-        model = models.build(arch, cfg, data.num_classes)
-    macs, params = count_macs(model), count_params(model)
-    full = models.build(arch, None, data.num_classes)
-    macs_full, params_full = count_macs(full), count_params(full)
-    if arm == "scratch-b":
-        epochs = scratch_b_epochs(o["epochs"], macs_full, macs)
-        log.info("scratch-b: %d epochs = int(%d x %d / %d MACs)", epochs, o["epochs"], macs_full, macs)
-    hp = Hparams(
-        schedule=Schedule.fractional(epochs, o["lr"], o["milestones"], o["gamma"]),
-        seed=o["seed"],
-        batch_size=o["batch_size"],
-        test_batch_size=o["test_batch_size"],
-        momentum=o["momentum"],
-        weight_decay=o["weight_decay"],
-        precision=o["precision"],
-        compile=o["compile_mode"],
+    _check_out_dirs(o["model_out"], o["metrics_out"])
+    method, setting = _method_setting(o["method"], o["setting"], o["variant"])
+    spec = RunSpec(o["arch"], o["arm"], o["seed"], method, setting, o["options"], o["init_path"])
+    hparams = {k: o[k] for k in ("batch_size", "test_batch_size", "momentum", "weight_decay", "precision", "sparsity")}
+    hparams["compile"] = o["compile_mode"]
+    train_run(
+        spec,
+        o["data_path"],
+        ArmProtocol(o["epochs"], o["lr"], o["milestones"], o["gamma"]),
+        hparams,
+        choose_device(o["device"]),
+        o["model_out"],
+        o["metrics_out"],
+        o["checkpoint"],
+        o["train_subset"],
+        o["test_subset"],
+        o["scale"],
     )
-    checkpoint = Path(o["checkpoint"] or Path(o["model_out"]).with_name("checkpoint.pt"))
-    run = {"dataset": data.dataset, "arch": arch, "variant": variant, "arm": arm, "seed": o["seed"], "scale": o["scale"]}
-    log.info("train %s on %s (%d images), %d epochs, device %s", run, data.dataset, len(data.train_x), epochs, device)
-    result = fit(model, data, hp, device, checkpoint)
-    metrics = {
-        "run": run,
-        **{k: result[k] for k in ("final_accuracy", "best_accuracy", "best_epoch")},
-        "epochs": epochs,
-        "macs": macs,
-        "params": params,
-        "macs_full": macs_full,
-        "params_full": params_full,
-        "hparams": hp.as_dict(),
-        "data": {"train_images": len(data.train_x), "test_images": len(data.test_x)},
-        "inputs": inputs,
-        "device": _device_name(device),
-        "train_seconds": result["train_seconds"],
-        "wall_seconds": time.time() - started,
-        "history": result["history"],
-        "provenance": _provenance(),
-    }
-    _write_together(
-        (o["model_out"], lambda: save_model(o["model_out"], model, arch, data.num_classes, run=run, hparams=hp.as_dict())),
-        (o["metrics_out"], lambda: write_json(o["metrics_out"], metrics)),
-    )
-    checkpoint.unlink(missing_ok=True)
-    log.info("done: best %.2f%%, final %.2f%% -> %s", result["best_accuracy"], result["final_accuracy"], o["model_out"])
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def _provenance() -> dict:
-    return {
-        "prunebench": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "host": socket.gethostname(),
-        "command": " ".join(["prunebench", *sys.argv[1:]]),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-    }
 
 
 # --------------------------------------------------------------------------- prune
 @cli.command()
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="Trained full model (train --arm base).")
-@click.option("--variant", default=None, help="Li et al. variant: VGG-16 A; ResNet-56 A, B; ResNet-110 A, B.")
-@click.option("--ratio", type=float, default=None, help="Instead of --variant: prune this fraction of every prunable layer, in [0, 1).")
-@click.option("--criterion", default="l1", show_default=True, help="Filter importance: l1, l2, random, smallest.")
+@click.option("--method", default=None, help="Pruning method: l1, l2, random, smallest (Li's variants), uniform, slimming (ratios).")
+@click.option("--setting", default=None, help="The method's variant (A, B) or global ratio (0.4).")
+@click.option("--variant", default=None, help="Li et al.'s variant: short for --method l1 --setting V.")
+@click.option("--criterion", default=None, help="With --variant: rank filters by l1, l2, random or smallest (the method of that name).")
+@click.option("--ratio", type=float, default=None, help="Short for --method uniform --setting RATIO: remove this fraction of every prunable layer.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the random criterion.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pruned checkpoint to write.")
 @click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False), help="prune.json to write.")
-def prune(model_path: str, variant: str | None, ratio: float | None, criterion: str, seed: int, out: str, report_path: str) -> None:
-    """Remove the filters --variant prescribes (or --ratio of every prunable layer), ranked by
-    --criterion, and save the smaller network."""
-    from .pruning import layer_ratios, prune as cut, select_filters, variant_spec
+def prune(model_path: str, method: str | None, setting: str | None, variant: str | None, criterion: str | None, ratio: float | None, seed: int, out: str, report_path: str) -> None:
+    """Prune a trained full model by --method at --setting (Li's variants rank filters by their
+    criterion; slimming thresholds BatchNorm scales globally) and save the smaller network."""
+    from .runs import prune_run
 
-    if (variant is None) == (ratio is None):
-        raise UserError("give exactly one of --variant (Li et al.'s A/B) or --ratio (uniform fraction)")
-    if ratio is not None and not 0.0 <= ratio < 1.0:
-        raise UserError(f"--ratio {ratio} is outside [0, 1); give the fraction of filters to remove, e.g. 0.5")
-    model, meta = load_model(model_path)
-    arch, num_classes = meta["arch"], meta["num_classes"]
-    if list(meta["cfg"]) != models.default_cfg(arch):
-        raise UserError(f"{model_path} is already pruned (cfg {meta['cfg']}); prune the full {arch} model")
-    groups = model.channel_groups()
+    _check_out_dirs(out, report_path)
     if ratio is not None:
-        variant, ratios = f"uniform{ratio:g}", {g.name: ratio for g in groups}
+        if method or setting or variant:
+            raise UserError("give one of --ratio, --variant, or --method with --setting")
+        method, setting = "uniform", repr(ratio)
     else:
-        ratios = layer_ratios(groups, variant_spec(arch, variant))
-    keep = select_filters(model, ratios, criterion, seed)
-    small = cut(model, arch, keep, num_classes)
-    run = {**meta.get("run", {}), "variant": variant, "arm": "pruned", "criterion": criterion}
-    kept = {g.name: (keep[g.name].tolist() if g.name in keep else list(range(g.width))) for g in groups}
-    report = {
-        "run": run,
-        "arch": arch,
-        "variant": variant,
-        "criterion": criterion,
-        "cfg_before": list(meta["cfg"]),
-        "cfg_after": list(small.cfg),
-        "macs_before": count_macs(model),
-        "macs_after": count_macs(small),
-        "params_before": count_params(model),
-        "params_after": count_params(small),
-        "layers": [
-            {"layer": g.name, "li_layer": g.layer_id, "stage": g.stage, "ratio": ratios[g.name], "before": g.width, "after": len(kept[g.name])}
-            for g in groups
-        ],
-        "input": {"path": model_path, "sha256": sha256(model_path)},
-        "provenance": _provenance(),
-    }
-    report["macs_reduction_pct"] = round(100 * (1 - report["macs_after"] / report["macs_before"]), 2)
-    report["params_reduction_pct"] = round(100 * (1 - report["params_after"] / report["params_before"]), 2)
-    _write_together(
-        (out, lambda: save_model(out, small, arch, num_classes, run=run, kept=kept, source=model_path)),
-        (report_path, lambda: write_json(report_path, report)),
-    )
-    log.info("pruned %s-%s: MACs -%.1f%%, params -%.1f%% -> %s", arch, variant, report["macs_reduction_pct"], report["params_reduction_pct"], out)
+        method, setting = _method_setting(method, setting, variant)
+        if criterion is not None:
+            if variant is None:
+                raise UserError("--criterion goes with --variant; otherwise name the method with --method")
+            method = criterion
+    if method is None:
+        raise UserError("give --method with --setting (or --variant, or --ratio): what to prune, and how much")
+    prune_run(model_path, method, setting, seed, out, report_path)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -307,65 +257,74 @@ def prune(model_path: str, variant: str | None, ratio: float | None, criterion: 
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="eval.json to write.")
 def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: str, threads: int | None, out: str) -> None:
     """Re-evaluate a trained model on the test set and write one table cell's worth of JSON."""
-    from .data import Data
-    from .train import evaluate as run_eval
+    from .runs import evaluate_run
     from .utils import choose_device
 
     if threads:
         torch.set_num_threads(threads)
-
-    model, meta = load_model(model_path)
-    metrics = read_json(metrics_path)
-    if metrics.get("run") != meta.get("run"):
-        raise UserError(f"{metrics_path} describes run {metrics.get('run')} but {model_path} holds {meta.get('run')}; pass the pair from one run")
-    missing = [k for k in ("best_accuracy", "final_accuracy", "macs", "params", "macs_full", "params_full", "epochs") if k not in metrics]
-    if missing:
-        raise UserError(f"{metrics_path} lacks {', '.join(missing)}; it is incomplete or from another version, rerun the training")
-    data = Data(data_path, None, test_subset)
-    dev = choose_device(device)
-    test = run_eval(model.to(dev), data.test_x, data.test_y, 1000, dev)
-    write_json(
-        out,
-        {
-            "run": meta["run"],
-            "accuracy": {"best": metrics["best_accuracy"], "final": metrics["final_accuracy"], "evaluated": test["accuracy"]},
-            **{k: metrics[k] for k in ("macs", "params", "macs_full", "params_full", "epochs")},
-            "model": model_path,
-            "model_sha256": sha256(model_path),
-            "metrics": metrics_path,
-        },
-    )
+    evaluate_run(model_path, metrics_path, data_path, test_subset, choose_device(device), out)
 
 
-# --------------------------------------------------------------------------- table / figure
+# --------------------------------------------------------------------------- table / figures
 @cli.command()
 @click.argument("evals", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--study", default="l1", show_default=True, help="The study (config.yaml) the table belongs to: picks the paper's numbers.")
 @click.option("--metric", default="best", show_default=True, type=click.Choice(["best", "final"]), help="Best test accuracy over epochs (the papers') or the last epoch's.")
 @click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="CSV table to write.")
 @click.option("--md", "md_path", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
-@click.option("--title", default="Table 1: L1-norm filter pruning (Li et al.) on CIFAR-10", show_default=True, help="Title of the Markdown table.")
-def table(evals: tuple[str, ...], metric: str, csv_path: str, md_path: str, title: str) -> None:
-    """Collect eval.json files (EVALS) into Rethinking's Table 1 with the paper's numbers beside ours."""
-    from .report.table import build_table1, write_table
+@click.option("--title", default=None, help="Title of the Markdown table [default: the study's name].")
+def table(evals: tuple[str, ...], study: str, metric: str, csv_path: str, md_path: str, title: str | None) -> None:
+    """Collect eval.json files (EVALS) into one study's table with the paper's numbers beside ours."""
+    from .report.table import build_table, write_table
 
-    df = build_table1([read_json(p) for p in evals], metric=metric)
-    write_table(df, csv_path, md_path, title=title)
+    df = build_table([_read_eval(p) for p in evals], study=study, metric=metric)
+    write_table(df, csv_path, md_path, title=title or f"Study {study}")
     log.info("table with %d rows -> %s, %s", len(df), csv_path, md_path)
+
+
+def _read_eval(path: str) -> dict:
+    ev = read_json(path)
+    needed = ("run", "accuracy", "macs", "params", "macs_full", "params_full")
+    if not isinstance(ev, dict) or any(k not in ev for k in needed) or not isinstance(ev["run"], dict):
+        raise UserError(f"{path} is not an eval.json (needs {', '.join(needed)}); rerun 'prunebench evaluate' for it")
+    return ev
 
 
 @cli.command()
 @click.option("--table", "table_path", required=True, type=click.Path(dir_okay=False), help="CSV written by 'prunebench table'.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
-def figure(table_path: str, out: str) -> None:
-    """Plot accuracy per arm and architecture, with the paper's numbers as markers."""
-    import pandas as pd
+@click.option("--title", default=None, help="Figure title [default: from the table].")
+def figure(table_path: str, out: str, title: str | None) -> None:
+    """Plot accuracy per arm and model, with the paper's numbers as markers."""
+    from .report.figure import plot_study
+    from .report.table import read_table
 
-    from .report.figure import plot_table1
-
-    if not Path(table_path).is_file():
-        raise UserError(f"table {table_path} does not exist; run 'prunebench table' first")
-    plot_table1(pd.read_csv(table_path), out)
+    plot_study(read_table(table_path), out, title)
     log.info("figure -> %s", out)
+
+
+@cli.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="Per-layer channels CSV to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--title", default="Channels kept per layer", show_default=True, help="Figure title.")
+def channels(reports: tuple[str, ...], csv_path: str, out: str, title: str) -> None:
+    """Channels kept per layer from prune.json files (REPORTS), mean over seeds: the pruned
+    architectures themselves, as a CSV and a figure."""
+    from .io import write_text
+    from .report.channels import channels_table, plot_channels
+
+    loaded = [_read_prune_report(p) for p in reports]
+    write_text(csv_path, channels_table(loaded).to_csv(index=False))
+    plot_channels(loaded, out, title)
+    log.info("channels -> %s, %s", csv_path, out)
+
+
+def _read_prune_report(path: str) -> dict:
+    rep = read_json(path)
+    if not isinstance(rep, dict) or not isinstance(rep.get("run"), dict) or not isinstance(rep.get("layers"), list):
+        raise UserError(f"{path} is not a prune.json (needs run and layers); rerun 'prunebench prune' for it")
+    return rep
 
 
 # --------------------------------------------------------------------------- bench
@@ -401,7 +360,7 @@ def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc
     result = B.run(cases, s, pack, log=log.info)
     result["projection"] = B.project_table1(result, {arch: list(v) for arch, v in VARIANTS.items()})
     result["command"] = " ".join(["prunebench", *sys.argv[1:]])
-    result["provenance"] = _provenance()
+    result["provenance"] = provenance()
     write_json(out_json, result)
     write_text(out_md, B.to_markdown(result))
     click.echo(B.to_markdown(result))

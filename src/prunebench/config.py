@@ -1,4 +1,6 @@
-"""Config validation with one-line errors: the Snakefile calls ``check`` before building the DAG."""
+"""Config validation with one-line errors: the Snakefile calls ``check`` before building the DAG,
+so a wrong key, value or name (schema, then every study against the registries) stops Snakemake
+before any job runs."""
 
 from __future__ import annotations
 
@@ -36,4 +38,7 @@ def check(config: dict[str, Any], schema_path: str | os.PathLike) -> dict[str, A
     scale = config["scale"]
     if scale not in config["scales"]:
         raise UserError(f"config: scale {scale!r} is not defined under scales; choose one of {', '.join(config['scales'])}")
+    from .studies import check as check_studies  # the registries: models, methods, datasets
+
+    check_studies(config)
     return config

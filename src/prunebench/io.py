@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+from filelock import FileLock
 
 from .errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -79,13 +85,24 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """The parsed JSON of ``path``; one-line errors for a missing, unreadable, empty, non-UTF-8
+    or malformed file. Whether the value has the expected form is the caller's check."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+        if not text.strip():
+            raise UserError(f"{path} is empty, not JSON; delete it and rerun the step that makes it")
+        return json.loads(text)
     except FileNotFoundError:
         raise UserError(f"missing file {path}; run the step that makes it first") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a directory, not a JSON file; pass the file's path") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not valid JSON (not UTF-8 text); delete it and rerun the step that makes it") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON ({e.msg}); delete it and rerun the step that makes it") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}; check its permissions") from None
 
 
 def load_torch(path: str | os.PathLike, what: str = "checkpoint", **kwargs: Any) -> Any:
@@ -95,10 +112,52 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint", **kwargs: Any)
         raise UserError(f"{what} {path} does not exist; check the path or rerun the step that makes it")
     try:
         return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
+    except PermissionError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror}; check its permissions") from None
     except Exception as e:  # torch raises many types for corrupt files
         raise UserError(
             f"{what} {path} is corrupt or not a torch file ({type(e).__name__}); delete it and rerun the step that makes it"
         ) from None
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if needed) and delete it on release,
+    so that no ``.lock`` file outlives its users, whether the locked work succeeded or not.
+
+    Deleting a lock file is safe because a waiter that wakes up holding the lock of a file
+    that has since been deleted (or replaced) lets go and locks the current file instead.
+    """
+    path = Path(path)
+    if fcntl is None:  # no flock (Windows): filelock's lock, whose file stays behind
+        with FileLock(str(path)):
+            yield
+        return
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        except OSError as e:
+            raise UserError(f"cannot write {path}: {e.strerror}; choose a writable output path") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            mine = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+            break
+        os.close(fd)  # the previous holder deleted this file after we opened it: start over
+    try:
+        yield
+    finally:
+        try:
+            path.unlink(missing_ok=True)  # still holding the lock, so nobody else has it yet
+        finally:
+            os.close(fd)
 
 
 def sha256(path: str | os.PathLike) -> str:

@@ -57,6 +57,7 @@ class Hparams:
     weight_decay: float = 1e-4
     precision: str = "fp32"  # fp32 (the papers'), tf32 or bf16 (autocast); see PRECISIONS
     compile: str = "none"  # torch.compile mode for the model, or none; see COMPILE_MODES
+    sparsity: float = 0.0  # network slimming: s * sign(gamma) added to every BatchNorm2d scale's gradient
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -89,6 +90,7 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, hp: Hparams, d
         raise UserError(f"unknown compile mode {hp.compile!r}; choose one of {', '.join(COMPILE_MODES)}")
     forward = model if hp.compile == "none" else torch.compile(model, mode=hp.compile)
     bf16 = hp.precision == "bf16"
+    penalise = sparsity_penalty(model, hp.sparsity)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -96,10 +98,25 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, hp: Hparams, d
             loss = F.cross_entropy(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        penalise()
         optimizer.step()
         return out.detach(), loss.detach()
 
     return step
+
+
+def sparsity_penalty(model: nn.Module, s: float):
+    """Network slimming's sparsity training (PROTOCOLS §3): after ``backward()``, add
+    ``s * sign(gamma)`` to the gradient of every BatchNorm2d scale; a no-op when ``s`` is 0."""
+    if not s:
+        return lambda: None
+    scales = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+
+    @torch.no_grad()
+    def penalise() -> None:
+        torch._foreach_add_([w.grad for w in scales], torch._foreach_sign(scales), alpha=s)
+
+    return penalise
 
 
 def make_optimizer(model: nn.Module, hp: Hparams, device: torch.device) -> torch.optim.Optimizer:

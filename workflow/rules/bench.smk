@@ -4,7 +4,7 @@
 
 rule bench:
     input:
-        data=data_file(),
+        data=data_file("cifar10"),
     output:
         json=f"{RESULTS}/bench/bench.json",
         md=f"{RESULTS}/bench/bench.md",

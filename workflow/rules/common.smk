@@ -1,8 +1,12 @@
-# Path helpers and config lookups shared by every rule file. No training logic here.
+# Path helpers and config lookups shared by every rule file. No training logic here; which runs
+# a study needs comes from prunebench.studies, what each run does from the prunebench CLI.
+import re
 import sys
 
+from prunebench import methods
 from prunebench.config import check
 from prunebench.errors import UserError
+from prunebench.studies import parse_tag, rows
 
 try:
     check(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -13,36 +17,61 @@ SCALE = config["scale"]
 S = config["scales"][SCALE]
 PROTOCOL = config["protocol"]
 SEEDS = S["seeds"]
-DATASET = config["table1"]["dataset"]
-CRITERION = config["table1"]["criterion"]
+STUDIES = config["studies"]
 RESULTS = config["results"]
-RUNS = f"{RESULTS}/runs/{SCALE}/{DATASET}"
+RUNS = f"{RESULTS}/runs/{SCALE}"
 ENV = "../../envs/prunebench.yaml"
-PRUNED = [
-    (arch, v) for arch, variants in config["table1"]["models"].items() for v in variants
-]
+PACK = config["cluster"]["pack"]
+# A run's folder: <dataset>/<arch>/<base tag>/base, or .../<method>-<setting>/<arm>.
+BASE = f"{RUNS}/{{dataset}}/{{arch}}/{{tag}}/base/seed{{seed}}"
+DERIVED = (
+    f"{RUNS}/{{dataset}}/{{arch}}/{{tag}}/{{method}}-{{setting}}/{{arm}}/seed{{seed}}"
+)
+PRUNED = (
+    f"{RUNS}/{{dataset}}/{{arch}}/{{tag}}/{{method}}-{{setting}}/pruned/seed{{seed}}"
+)
+PRUNED_FILE = f"{PRUNED}/pruned.pt"
 
 
 wildcard_constraints:
+    dataset=r"[a-z0-9]+",
     arch=r"[a-z]+\d+",
-    variant=r"[A-Z]",
+    tag=r"[a-z0-9.=_+-]+",
+    method=r"[a-z0-9]+",
+    setting=r"[A-Za-z0-9.]+",
     seed=r"\d+",
-    criterion=r"[a-z0-9]+",
+    study="|".join(STUDIES),
 
 
-def data_file():
-    return f"{RESULTS}/data/{DATASET}.pt"
+def data_file(dataset="cifar10"):
+    return f"{RESULTS}/data/{dataset}.pt"
 
 
 def epochs(arm):
     return S["epochs"].get(arm, PROTOCOL["arms"][arm]["epochs"])
 
 
-def train_args(arm):
+def arm_dir(study, arm):
+    """Fine-tuning for other than the protocol's epochs is a run of its own: finetune-<E>ep."""
+    e = STUDIES[study].get("finetune_epochs", PROTOCOL["arms"]["finetune"]["epochs"])
+    if arm == "finetune" and e != PROTOCOL["arms"]["finetune"]["epochs"]:
+        return f"finetune-{e}ep"
+    return arm
+
+
+def arm_kind(arm_folder):
+    """finetune-160ep -> (finetune, 160); scratch-e -> (scratch-e, None)."""
+    m = re.fullmatch(r"(finetune)-(\d+)ep", arm_folder)
+    return (m.group(1), int(m.group(2))) if m else (arm_folder, None)
+
+
+def train_args(arm_folder):
     """The protocol of one arm as `prunebench train` options (the scale may shorten it)."""
+    arm, own_epochs = arm_kind(arm_folder)
     a = PROTOCOL["arms"][arm]
+    n = S["epochs"].get(arm, own_epochs or a["epochs"])
     return (
-        f"--arm {arm} --epochs {epochs(arm)} --lr {a['lr']}"
+        f"--arm {arm} --epochs {n} --lr {a['lr']}"
         f" --milestones '{','.join(str(m) for m in a['milestones'])}'"
         f" --gamma {PROTOCOL['gamma']} --batch-size {PROTOCOL['batch_size']}"
         f" --test-batch-size {PROTOCOL['test_batch_size']} --momentum {PROTOCOL['momentum']}"
@@ -52,7 +81,11 @@ def train_args(arm):
     )
 
 
-PACK = config["cluster"]["pack"]
+def tag_args(tag, base):
+    """The base tag as `prunebench train` options: model options, and the sparsity of a base."""
+    sparsity, options = parse_tag(tag)
+    args = "".join(f" --option {k}={str(v).lower()}" for k, v in options.items())
+    return args + (f" --sparsity {sparsity:g}" if base and sparsity else "")
 
 
 def train_resources(**extra):
@@ -73,20 +106,51 @@ def pack_group(name):
     return f"pack_{name}" if PACK > 1 else None
 
 
-def eval_files(arch, variant, arm):
-    """eval.json of every seed of one table cell."""
-    run = f"{arch}/base" if arm == "base" else f"{arch}-{variant}/{arm}"
-    return expand(f"{RUNS}/{run}/seed{{seed}}/eval.json", seed=SEEDS)
+def study_runs(study):
+    """Folders (without seed) of every run behind one study's table: bases and pruned arms."""
+    s = STUDIES[study]
+    arms = s.get("arms", methods.get(s["method"]).arms)
+    out = {}
+    for r in rows(config, study):
+        out[f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/base"] = None
+        for arm in arms:
+            out[
+                f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/{s['method']}-{r.setting}/{arm_dir(study, arm)}"
+            ] = None
+    return list(out)
 
 
-def table1_evals():
-    files = [
-        f for arch in config["table1"]["models"] for f in eval_files(arch, None, "base")
+def study_evals(wildcards):
+    return expand(
+        "{run}/seed{seed}/eval.json", run=study_runs(wildcards.study), seed=SEEDS
+    )
+
+
+def study_prunes(wildcards):
+    s = STUDIES[wildcards.study]
+    return expand(
+        f"{RUNS}/{{r.dataset}}/{{r.arch}}/{{r.tag}}/{s['method']}-{{r.setting}}/pruned/seed{{seed}}/prune.json",
+        r=rows(config, wildcards.study),
+        seed=SEEDS,
+    )
+
+
+def study_outputs(study):
+    return [
+        f"{RESULTS}/tables/{study}.csv",
+        f"{RESULTS}/tables/{study}.md",
+        f"{RESULTS}/figures/{study}.png",
+        f"{RESULTS}/tables/{study}-channels.csv",
+        f"{RESULTS}/figures/{study}-channels.png",
     ]
-    for arch, variant in PRUNED:
-        for arm in (f"finetune-{CRITERION}", "scratch-e", "scratch-b"):
-            files += eval_files(arch, variant, arm)
-    return files
+
+
+def scratch_inputs(wc):
+    """Scratch arms of a learned architecture (slimming) start from the pruned file's cfg."""
+    inputs = {"data": data_file(wc.dataset)}
+    if methods.get(wc.method).learned:
+        inputs["init"] = PRUNED_FILE.format(**wc)
+    return inputs
 
 
 def subset_args():

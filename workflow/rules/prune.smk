@@ -1,14 +1,15 @@
-# Li et al.'s predefined pruned architectures: rank filters on the trained model, cut them.
+# Prune a trained base by its method at one setting: Li's predefined variants rank filters;
+# network slimming thresholds the BatchNorm scales of the sparsity-trained base.
 
 
 rule prune:
     input:
-        model=f"{RUNS}/{{arch}}/base/seed{{seed}}/model.pt",
+        model=f"{BASE}/model.pt",
     output:
-        model=f"{RUNS}/{{arch}}-{{variant}}/pruned-{{criterion}}/seed{{seed}}/pruned.pt",
-        report=f"{RUNS}/{{arch}}-{{variant}}/pruned-{{criterion}}/seed{{seed}}/prune.json",
+        model=PRUNED_FILE,
+        report=f"{PRUNED}/prune.json",
     log:
-        f"{RUNS}/{{arch}}-{{variant}}/pruned-{{criterion}}/seed{{seed}}/prune.log",
+        f"{PRUNED}/prune.log",
     conda:
         ENV
     threads: 1
@@ -16,6 +17,6 @@ rule prune:
         runtime=10,
         mem_mb=2000,
     shell:
-        "prunebench prune --model {input.model:q} --variant {wildcards.variant}"
-        " --criterion {wildcards.criterion} --seed {wildcards.seed}"
+        "prunebench prune --model {input.model:q} --method {wildcards.method}"
+        " --setting {wildcards.setting} --seed {wildcards.seed}"
         " --out {output.model:q} --report {output.report:q} 2> {log:q}"

@@ -1,15 +1,15 @@
-# Evaluation JSONs -> tables and figures.
+# Evaluation JSONs -> one table, its figure and the pruned architectures' figure per study.
 
 
 rule evaluate:
     input:
-        data=data_file(),
-        model=f"{RUNS}/{{run}}/model.pt",
-        metrics=f"{RUNS}/{{run}}/metrics.json",
+        data=data_file("{dataset}"),
+        model=f"{RUNS}/{{dataset}}/{{run}}/model.pt",
+        metrics=f"{RUNS}/{{dataset}}/{{run}}/metrics.json",
     output:
-        f"{RUNS}/{{run}}/eval.json",
+        f"{RUNS}/{{dataset}}/{{run}}/eval.json",
     log:
-        f"{RUNS}/{{run}}/evaluate.log",
+        f"{RUNS}/{{dataset}}/{{run}}/evaluate.log",
     conda:
         ENV
     threads: 2
@@ -28,38 +28,52 @@ rule evaluate:
         " --out {output:q} 2> {log:q}"
 
 
-rule make_table1:
+rule make_table:
     input:
-        table1_evals(),
+        study_evals,
     output:
-        csv=f"{RESULTS}/tables/table1.csv",
-        md=f"{RESULTS}/tables/table1.md",
+        csv=f"{RESULTS}/tables/{{study}}.csv",
+        md=f"{RESULTS}/tables/{{study}}.md",
     log:
-        f"{RESULTS}/logs/table1.log",
+        f"{RESULTS}/logs/table-{{study}}.log",
     conda:
         ENV
     params:
         metric=config["report_metric"],
-        title=f"Table 1 ({SCALE} scale): L1-norm filter pruning (Li et al.) on {DATASET}",
+        paper=lambda wc: STUDIES[wc.study].get("paper", wc.study),
+        title=lambda wc: f"{STUDIES[wc.study].get('title', wc.study)} ({SCALE} scale)",
     shell:
-        "prunebench table {input:q} --metric {params.metric} --title {params.title:q}"
-        " --csv {output.csv:q} --md {output.md:q} 2> {log:q}"
+        "prunebench table {input:q} --study {params.paper} --metric {params.metric}"
+        " --title {params.title:q} --csv {output.csv:q} --md {output.md:q} 2> {log:q}"
 
 
-rule plot_table1:
+rule plot_table:
     input:
-        f"{RESULTS}/tables/table1.csv",
+        f"{RESULTS}/tables/{{study}}.csv",
     output:
-        f"{RESULTS}/figures/table1.png",
+        f"{RESULTS}/figures/{{study}}.png",
     log:
-        f"{RESULTS}/logs/figure1.log",
+        f"{RESULTS}/logs/figure-{{study}}.log",
     conda:
         ENV
+    params:
+        title=lambda wc: f"{STUDIES[wc.study].get('title', wc.study)} ({SCALE} scale)",
     shell:
-        "prunebench figure --table {input:q} --out {output:q} 2> {log:q}"
+        "prunebench figure --table {input:q} --title {params.title:q} --out {output:q} 2> {log:q}"
 
 
-rule table1:
+rule plot_channels:
     input:
-        rules.make_table1.output,
-        rules.plot_table1.output,
+        study_prunes,
+    output:
+        csv=f"{RESULTS}/tables/{{study}}-channels.csv",
+        png=f"{RESULTS}/figures/{{study}}-channels.png",
+    log:
+        f"{RESULTS}/logs/channels-{{study}}.log",
+    conda:
+        ENV
+    params:
+        title=lambda wc: f"Channels kept per layer: {STUDIES[wc.study].get('title', wc.study)}",
+    shell:
+        "prunebench channels {input:q} --title {params.title:q} --csv {output.csv:q}"
+        " --out {output.png:q} 2> {log:q}"

@@ -1,17 +1,20 @@
-# The three arms compared on each pruned architecture: fine-tune the pruned weights, or train
-# the same architecture from a fresh init for the same epochs (Scratch-E) or the same MACs
-# budget (Scratch-B). Predefined architectures need no trained model for the scratch arms.
+# The arms compared on each pruned architecture: fine-tune the pruned weights, or train the same
+# architecture from a fresh init for the same epochs (Scratch-E) or the same MACs budget
+# (Scratch-B). A predefined architecture (Li's variants) needs no trained model for the scratch
+# arms; a learned one (network slimming) takes its cfg and channel selections from the pruned file.
 
 
 rule finetune:
     input:
-        data=data_file(),
-        init=f"{RUNS}/{{arch}}-{{variant}}/pruned-{{criterion}}/seed{{seed}}/pruned.pt",
+        data=data_file("{dataset}"),
+        init=PRUNED_FILE,
     output:
-        model=f"{RUNS}/{{arch}}-{{variant}}/finetune-{{criterion}}/seed{{seed}}/model.pt",
-        metrics=f"{RUNS}/{{arch}}-{{variant}}/finetune-{{criterion}}/seed{{seed}}/metrics.json",
+        model=f"{DERIVED}/model.pt",
+        metrics=f"{DERIVED}/metrics.json",
     log:
-        f"{RUNS}/{{arch}}-{{variant}}/finetune-{{criterion}}/seed{{seed}}/train.log",
+        f"{DERIVED}/train.log",
+    wildcard_constraints:
+        arm=r"finetune(-\d+ep)?",
     group:
         pack_group("finetune")
     conda:
@@ -20,22 +23,21 @@ rule finetune:
     resources:
         **train_resources(),
     params:
-        args=train_args("finetune"),
+        args=lambda wc: train_args(wc.arm),
     shell:
-        "prunebench train --arch {wildcards.arch} --variant {wildcards.variant}"
-        " --seed {wildcards.seed} {params.args} --threads {threads} --init {input.init:q}"
-        " --data {input.data:q} --model-out {output.model:q}"
-        " --metrics-out {output.metrics:q} 2> {log:q}"
+        "prunebench train --arch {wildcards.arch} --seed {wildcards.seed} {params.args}"
+        " --threads {threads} --init {input.init:q} --data {input.data:q}"
+        " --model-out {output.model:q} --metrics-out {output.metrics:q} 2> {log:q}"
 
 
 rule scratch:
     input:
-        data=data_file(),
+        unpack(scratch_inputs),
     output:
-        model=f"{RUNS}/{{arch}}-{{variant}}/{{arm}}/seed{{seed}}/model.pt",
-        metrics=f"{RUNS}/{{arch}}-{{variant}}/{{arm}}/seed{{seed}}/metrics.json",
+        model=f"{DERIVED}/model.pt",
+        metrics=f"{DERIVED}/metrics.json",
     log:
-        f"{RUNS}/{{arch}}-{{variant}}/{{arm}}/seed{{seed}}/train.log",
+        f"{DERIVED}/train.log",
     wildcard_constraints:
         arm="scratch-e|scratch-b",
     group:
@@ -47,8 +49,13 @@ rule scratch:
         **train_resources(),
     params:
         args=lambda wc: train_args(wc.arm),
+        arch=lambda wc, input: (
+            f" --init {input.init}"
+            if "init" in input.keys()
+            else tag_args(wc.tag, base=False)
+        ),
     shell:
-        "prunebench train --arch {wildcards.arch} --variant {wildcards.variant}"
-        " --seed {wildcards.seed} {params.args} --threads {threads}"
-        " --data {input.data:q} --model-out {output.model:q}"
+        "prunebench train --arch {wildcards.arch} --method {wildcards.method}"
+        " --setting {wildcards.setting} --seed {wildcards.seed} {params.args}{params.arch}"
+        " --threads {threads} --data {input.data:q} --model-out {output.model:q}"
         " --metrics-out {output.metrics:q} 2> {log:q}"

@@ -1,14 +1,15 @@
-# The large model every pruning method starts from (160 epochs at paper scale).
+# The large model every pruning method starts from (160 epochs at paper scale); its base tag
+# says how it trains (plain, or with network slimming's sparsity penalty) and with which options.
 
 
 rule train_base:
     input:
-        data=data_file(),
+        data=data_file("{dataset}"),
     output:
-        model=f"{RUNS}/{{arch}}/base/seed{{seed}}/model.pt",
-        metrics=f"{RUNS}/{{arch}}/base/seed{{seed}}/metrics.json",
+        model=f"{BASE}/model.pt",
+        metrics=f"{BASE}/metrics.json",
     log:
-        f"{RUNS}/{{arch}}/base/seed{{seed}}/train.log",
+        f"{BASE}/train.log",
     group:
         pack_group("base")
     conda:
@@ -18,7 +19,8 @@ rule train_base:
         **train_resources(),
     params:
         args=train_args("base"),
+        tag=lambda wc: tag_args(wc.tag, base=True),
     shell:
         "prunebench train --arch {wildcards.arch} --seed {wildcards.seed} {params.args}"
-        " --threads {threads} --data {input.data:q} --model-out {output.model:q}"
+        "{params.tag} --threads {threads} --data {input.data:q} --model-out {output.model:q}"
         " --metrics-out {output.metrics:q} 2> {log:q}"

@@ -1,38 +1,75 @@
-"""The model registry: ``build(arch, cfg, num_classes)`` for every architecture prunebench knows.
+"""The model registry: ``build(arch, cfg, num_classes, **options)`` for every architecture.
 
 An architecture is a name plus an explicit width list (``cfg``); a pruned network is the same
-architecture with a smaller cfg, so checkpoints store ``{arch, cfg, num_classes, state_dict}``
-and load with plain torch and this registry.
+architecture with a smaller cfg (channel selections included), so checkpoints store
+``{arch, cfg, num_classes, options, state_dict}`` and load with plain torch and this registry.
+
+Options are the reference folders' differences that are not widths (a shortcut form, a VGG
+head). Each has a default and a closed set of plain JSON values (str or bool), since they are
+saved in checkpoints and configs.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from torch import nn
 
-from . import resnet, vgg
+from . import densenet, preresnet, resnet, vgg
 from .groups import ChannelGroup
+from .selection import ChannelSelection
 
-_REGISTRY: dict[str, tuple[Callable[..., nn.Module], Callable[[], list]]] = {}
-
-
-def register(name: str, builder: Callable[..., nn.Module], default_cfg: Callable[[], list]) -> None:
-    _REGISTRY[name] = (builder, default_cfg)
+Options = dict[str, tuple[Any, tuple]]  # option -> (default, allowed values)
 
 
-for _depth in (16, 19):
+@dataclass(frozen=True)
+class _Entry:
+    builder: Callable[..., nn.Module]  # (cfg, num_classes, **options) -> model
+    default_cfg: Callable[[], list]
+    options: Options
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register(
+    name: str, builder: Callable[..., nn.Module], default_cfg: Callable[[], list], options: Options | None = None
+) -> None:
+    _REGISTRY[name] = _Entry(builder, default_cfg, dict(options or {}))
+
+
+def _vgg_options(head: str) -> Options:
+    return {"head": (head, vgg.HEADS), "head_bn_init": ("uniform", vgg.HEAD_BN_INITS)}
+
+
+_RESNET_OPTIONS: Options = {"shortcut": ("avgpool", ("avgpool", "subsample")), "shortcut_grad": (False, (False, True))}
+
+# VGG-16 is Li's (L1 folder), VGG-19 the network-slimming one.
+for _depth, _head in ((16, "li"), (19, "linear")):
     register(
         f"vgg{_depth}",
-        lambda cfg, num_classes, **kw: vgg.VGG(cfg, num_classes),
+        lambda cfg, num_classes, **kw: vgg.VGG(cfg, num_classes, **kw),
         lambda d=_depth: list(vgg.CFGS[d]),
+        _vgg_options(_head),
     )
 for _depth in (20, 32, 56, 110):
     register(
         f"resnet{_depth}",
         lambda cfg, num_classes, d=_depth, **kw: resnet.ResNet(d, cfg, num_classes, **kw),
         lambda d=_depth: resnet.default_cfg(d),
+        _RESNET_OPTIONS,
     )
+register(
+    "preresnet164",
+    lambda cfg, num_classes: preresnet.PreResNet(164, cfg, num_classes),
+    lambda: preresnet.default_cfg(164),
+)
+register(
+    "densenet40",
+    lambda cfg, num_classes: densenet.DenseNet(40, cfg, num_classes),
+    lambda: densenet.default_cfg(40),
+)
 
 ARCHS = tuple(_REGISTRY)
 
@@ -46,13 +83,48 @@ def check_arch(arch: str) -> None:
 
 def default_cfg(arch: str) -> list:
     check_arch(arch)
-    return _REGISTRY[arch][1]()
+    return _REGISTRY[arch].default_cfg()
 
 
-def build(arch: str, cfg: list | None = None, num_classes: int = 10, **kwargs) -> nn.Module:
+def default_options(arch: str) -> dict:
+    """Every option of ``arch`` with its default value."""
     check_arch(arch)
-    builder, default = _REGISTRY[arch]
-    return builder(list(cfg) if cfg is not None else default(), num_classes, **kwargs)
+    return {k: default for k, (default, _) in _REGISTRY[arch].options.items()}
 
 
-__all__ = ["ARCHS", "ChannelGroup", "build", "check_arch", "default_cfg", "register"]
+def check_options(arch: str, options: dict) -> dict:
+    """``options`` completed with the defaults; a UserError names an unknown option or bad value."""
+    from ..errors import UserError
+
+    check_arch(arch)
+    known = _REGISTRY[arch].options
+    for key, value in options.items():
+        if key not in known:
+            choices = ", ".join(known) or "none"
+            raise UserError(f"unknown option {key!r} for {arch}; its options are: {choices}")
+        allowed = known[key][1]
+        # type must match too: 1 is not True, "false" is not False
+        if not any(type(value) is type(a) and value == a for a in allowed):
+            raise UserError(
+                f"bad value {value!r} for option {key!r} of {arch}; choose one of {', '.join(map(repr, allowed))}"
+            )
+    return {**default_options(arch), **options}
+
+
+def build(arch: str, cfg: list | None = None, num_classes: int = 10, **options) -> nn.Module:
+    options = check_options(arch, options)
+    entry = _REGISTRY[arch]
+    return entry.builder(list(cfg) if cfg is not None else entry.default_cfg(), num_classes, **options)
+
+
+__all__ = [
+    "ARCHS",
+    "ChannelGroup",
+    "ChannelSelection",
+    "build",
+    "check_arch",
+    "check_options",
+    "default_cfg",
+    "default_options",
+    "register",
+]

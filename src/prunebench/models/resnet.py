@@ -3,7 +3,10 @@
 Depth 6n+2: a 3x3 stem of 16 channels, three stages of n post-activation basic blocks with
 16/32/64 output channels, global average pooling and one linear layer. The shortcut is
 option A (no parameters): a 2x2 average pool (the L1 reference) or a stride-2 subsample
-(the SFP reference) followed by zero channel padding.
+(the SFP reference) followed by zero channel padding. The L1 reference builds that padded
+tensor from the input's ``.data``, so no gradient flows through the shortcut of the two
+downsampling blocks (identity shortcuts do pass it); ``shortcut_grad=False`` reproduces this,
+True lets the gradient through. Forward outputs are the same either way.
 
 ``cfg`` holds each block's first-conv width, the only width Li et al. prune on CIFAR: the
 second conv must match the parameter-free shortcut.
@@ -33,27 +36,32 @@ def blocks_per_stage(depth: int) -> int:
 
 
 class ShortcutA(nn.Module):
-    """Parameter-free shortcut: downsample spatially, then pad the new channels with zeros."""
+    """Parameter-free shortcut: downsample spatially, then pad the new channels with zeros.
 
-    def __init__(self, stride: int, extra_channels: int, mode: str = "avgpool"):
+    ``grad=False`` detaches the input, as the L1 reference's ``.data`` does.
+    """
+
+    def __init__(self, stride: int, extra_channels: int, mode: str = "avgpool", grad: bool = True):
         super().__init__()
-        self.stride, self.extra, self.mode = stride, extra_channels, mode
+        self.stride, self.extra, self.mode, self.grad = stride, extra_channels, mode, grad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.grad:
+            x = x.detach()
         if self.stride > 1:
             x = F.avg_pool2d(x, self.stride) if self.mode == "avgpool" else x[:, :, :: self.stride, :: self.stride]
         return F.pad(x, (0, 0, 0, 0, 0, self.extra)) if self.extra else x
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, c_in: int, mid: int, c_out: int, stride: int, shortcut: str):
+    def __init__(self, c_in: int, mid: int, c_out: int, stride: int, shortcut: str, shortcut_grad: bool):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, mid, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(mid)
         self.conv2 = nn.Conv2d(mid, c_out, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
         needs_shortcut = stride != 1 or c_in != c_out
-        self.shortcut = ShortcutA(stride, c_out - c_in, shortcut) if needs_shortcut else nn.Identity()
+        self.shortcut = ShortcutA(stride, c_out - c_in, shortcut, shortcut_grad) if needs_shortcut else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -62,12 +70,19 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, depth: int, cfg: list[int] | None = None, num_classes: int = 10, shortcut: str = "avgpool"):
+    def __init__(
+        self,
+        depth: int,
+        cfg: list[int] | None = None,
+        num_classes: int = 10,
+        shortcut: str = "avgpool",
+        shortcut_grad: bool = False,
+    ):
         super().__init__()
         if shortcut not in ("avgpool", "subsample"):
             raise ValueError(f"shortcut must be 'avgpool' or 'subsample', got {shortcut!r}")
         n = blocks_per_stage(depth)
-        self.depth, self.shortcut = depth, shortcut
+        self.depth, self.shortcut, self.shortcut_grad = depth, shortcut, shortcut_grad
         self.cfg = list(cfg) if cfg is not None else default_cfg(depth)
         if len(self.cfg) != 3 * n:
             raise ValueError(f"ResNet-{depth} cfg needs {3 * n} block widths, got {len(self.cfg)}")
@@ -78,7 +93,7 @@ class ResNet(nn.Module):
             blocks = []
             for b in range(n):
                 stride = 2 if (s > 0 and b == 0) else 1
-                blocks.append(BasicBlock(c_in, self.cfg[i], width, stride, shortcut))
+                blocks.append(BasicBlock(c_in, self.cfg[i], width, stride, shortcut, shortcut_grad))
                 c_in, i = width, i + 1
             self.add_module(f"layer{s + 1}", nn.Sequential(*blocks))
         self.fc = nn.Linear(64, num_classes)
@@ -104,6 +119,7 @@ class ResNet(nn.Module):
                     layer_id=2 * (i + 1),
                     stage=s,
                     width=self.cfg[i],
+                    bn=f"{block}.bn1",
                     producers=((f"{block}.conv1.weight", 0),) + bn_keys(f"{block}.bn1"),
                     consumers=((f"{block}.conv2.weight", 1),),
                 )

@@ -1,8 +1,12 @@
-"""CIFAR VGG with the head of Li et al.'s VGG-16 (the L1-norm folder of Rethinking).
+"""CIFAR VGG-16/19 with either Rethinking head: Li et al.'s (L1 folder) or network slimming's.
 
-Unit: 3x3 conv (pad 1, no bias) -> BN -> ReLU; 'M' is a 2x2 max-pool; then AvgPool2d(2),
-flatten, and the head Linear(C_last, 512) -> BN1d -> ReLU -> Linear(512, classes).
-Init as the reference: conv N(0, sqrt(2 / (k^2 C_out))), BN2d gamma 0.5, linear N(0, 0.01).
+Unit: 3x3 conv (pad 1, no bias) -> BN -> ReLU; 'M' is a 2x2 max-pool; then AvgPool2d(2) and
+flatten. Heads (PROTOCOLS section 2):
+  "li"      Linear(C_last, 512) -> BN1d -> ReLU -> Linear(512, classes)   (Li's VGG-16)
+  "linear"  Linear(C_last, classes)                                     (the slimming VGG-19)
+Init as both references: conv N(0, sqrt(2 / (k^2 C_out))), BN2d gamma 0.5, linear N(0, 0.01).
+The L1 reference never initialises the head's BN1d, so it kept the PyTorch 0.3/0.4 default:
+scale uniform in [0, 1), shift 0 (``head_bn_init="uniform"``); "ones" is today's default.
 """
 
 from __future__ import annotations
@@ -17,10 +21,26 @@ CFGS = {
     16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
     19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512],
 }
+HEADS = ("li", "linear")
+HEAD_BN_INITS = ("uniform", "ones")
+
+
+def make_head(c_in: int, num_classes: int, head: str, head_bn_init: str) -> nn.Sequential:
+    """The classifier; a Sequential either way, so the first linear is ``classifier.0``."""
+    if head == "linear":
+        return nn.Sequential(nn.Linear(c_in, num_classes))
+    if head != "li":
+        raise ValueError(f"VGG head must be one of {HEADS}, got {head!r}")
+    if head_bn_init not in HEAD_BN_INITS:
+        raise ValueError(f"VGG head_bn_init must be one of {HEAD_BN_INITS}, got {head_bn_init!r}")
+    bn = nn.BatchNorm1d(512)
+    if head_bn_init == "uniform":
+        nn.init.uniform_(bn.weight)
+    return nn.Sequential(nn.Linear(c_in, 512), bn, nn.ReLU(inplace=True), nn.Linear(512, num_classes))
 
 
 class VGG(nn.Module):
-    def __init__(self, cfg: list, num_classes: int = 10):
+    def __init__(self, cfg: list, num_classes: int = 10, head: str = "li", head_bn_init: str = "uniform"):
         super().__init__()
         self.cfg = list(cfg)
         layers: list[nn.Module] = []
@@ -33,9 +53,7 @@ class VGG(nn.Module):
                 c_in = v
         self.features = nn.Sequential(*layers)
         self.pool = nn.AvgPool2d(2)
-        self.classifier = nn.Sequential(
-            nn.Linear(c_in, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Linear(512, num_classes)
-        )
+        self.classifier = make_head(c_in, num_classes, head, head_bn_init)
         reference_init(self, bn_gamma=0.5, linear_std=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -46,17 +64,17 @@ class VGG(nn.Module):
         """Every conv's output channels: its BN, and the next conv (or the first FC) as consumer."""
         convs = [(i, m) for i, m in enumerate(self.features) if isinstance(m, nn.Conv2d)]
         cfg_pos = [j for j, v in enumerate(self.cfg) if v != "M"]
-        groups, stage = [], 0
+        groups = []
         for n, (i, conv) in enumerate(convs):
-            stage = sum(1 for v in self.cfg[: cfg_pos[n]] if v == "M")
             consumer = f"features.{convs[n + 1][0]}.weight" if n + 1 < len(convs) else "classifier.0.weight"
             groups.append(
                 ChannelGroup(
                     name=f"features.{i}",
                     cfg_index=cfg_pos[n],
                     layer_id=n + 1,
-                    stage=stage,
+                    stage=self.cfg[: cfg_pos[n]].count("M"),
                     width=conv.out_channels,
+                    bn=f"features.{i + 1}",
                     producers=((f"features.{i}.weight", 0),) + bn_keys(f"features.{i + 1}"),
                     consumers=((consumer, 1),),
                 )

@@ -1,7 +1,8 @@
 """Physical pruning: build the smaller network and copy the kept weights into it.
 
 Works for any model that declares ``channel_groups()``: every tensor slice a group names is
-cut at the kept indices, everything else is copied as is.
+cut at the kept indices, everything else is copied as is. A selection group has no producers:
+its cfg entry becomes the sorted list of kept indices, and only its consumers are cut.
 """
 
 from __future__ import annotations
@@ -12,32 +13,41 @@ import torch
 from torch import nn
 
 from .. import models
+from ..models import ChannelGroup
+
+
+def _kept(model: nn.Module, g: ChannelGroup, keep: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The group's kept indices, sorted; refuses to re-prune a selection (not supported)."""
+    if g.selection and not isinstance(model.cfg[g.cfg_index], int):
+        raise ValueError(f"{g.name} is already a channel selection; pruning it again is not supported")
+    return torch.as_tensor(keep[g.name], dtype=torch.long).sort().values
 
 
 def pruned_cfg(model: nn.Module, keep: dict[str, torch.Tensor]) -> list:
     cfg = list(model.cfg)
     for g in model.channel_groups():
         if g.name in keep:
-            cfg[g.cfg_index] = int(len(keep[g.name]))
+            idx = _kept(model, g, keep)
+            cfg[g.cfg_index] = [int(i) for i in idx] if g.selection else len(idx)
     return cfg
 
 
-def prune(model: nn.Module, arch: str, keep: dict[str, torch.Tensor], num_classes: int, **build_kwargs) -> nn.Module:
+def prune(model: nn.Module, arch: str, keep: dict[str, torch.Tensor], num_classes: int, **options) -> nn.Module:
     """A new, smaller ``arch`` model holding ``model``'s weights at the kept channel indices."""
     state = {k: v.clone() for k, v in model.state_dict().items()}
     for g in model.channel_groups():
         if g.name not in keep:
             continue
-        idx = keep[g.name]
+        idx = _kept(model, g, keep)
         for key, dim in g.producers + g.consumers:
-            state[key] = state[key].index_select(dim, idx)
-    small = models.build(arch, pruned_cfg(model, keep), num_classes, **build_kwargs)
+            state[key] = state[key].index_select(dim, idx.to(state[key].device))
+    small = models.build(arch, pruned_cfg(model, keep), num_classes, **options)
     small.load_state_dict(state)
     return small
 
 
 def masked_copy(model: nn.Module, keep: dict[str, torch.Tensor]) -> nn.Module:
-    """The full-size model with every removed channel silenced (filter and BN affine zeroed).
+    """The full-size model with every removed channel silenced (its ``silencing_keys`` zeroed).
 
     In eval mode its outputs equal those of ``prune(model, ...)``: the check that surgery is right.
     """
@@ -50,5 +60,5 @@ def masked_copy(model: nn.Module, keep: dict[str, torch.Tensor]) -> nn.Module:
             drop = torch.ones(g.width, dtype=torch.bool)
             drop[keep[g.name]] = False
             for key in g.silencing_keys:
-                params[key][drop] = 0
+                params[key][drop.to(params[key].device)] = 0
     return masked

@@ -1,1 +1,1 @@
-"""Tables (pandas) and figures (seaborn) from evaluation JSONs, with the papers' numbers beside ours."""
+"""Study tables (pandas), their figures and per-layer channel figures (seaborn), from evaluation and prune JSONs, with the papers' numbers beside ours."""

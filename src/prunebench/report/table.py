@@ -1,7 +1,10 @@
-"""Table 1 of Rethinking (L1-norm pruning): our mean ± std over seeds beside the paper's numbers.
+"""A study's table (e.g. Rethinking's L1-norm or slimming table): our mean ± std over seeds beside
+the paper's numbers.
 
-One row per pruned architecture (arch, variant). The unpruned column comes from the ``base``
-runs of the same arch, so every pruned variant of an arch shares it, as in the paper.
+One row per pruned model (dataset, arch, setting), where the setting is Li's variant letter
+("A") for the L1 study or a global prune ratio ("0.7") for slimming. The unpruned column comes
+from the ``base`` runs of the same (dataset, arch), so every setting of an arch shares it, as in
+the papers.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import math
 import re
 from importlib import resources
 from os import PathLike
+from pathlib import Path
 
 import pandas as pd
 
@@ -19,81 +23,101 @@ from ..io import write_text
 
 ARMS = ("unpruned", "finetune", "scratch-e", "scratch-b")
 ARM_LABELS = {"unpruned": "unpruned", "finetune": "fine-tuned", "scratch-e": "Scratch-E", "scratch-b": "Scratch-B"}
-ARCH_ORDER = ("vgg16", "resnet56", "resnet110")
 METRICS = ("best", "final")
-DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+DATASET_ORDER = ("cifar10", "cifar100")
+DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
+ARCH_LABELS = {"vgg": "VGG", "resnet": "ResNet", "preresnet": "PreResNet", "densenet": "DenseNet"}
+STANDIN_LABEL = "synthetic stand-in"
 MISSING = "–"
 UNCONFIRMED = "*"
+PAPER_COLUMNS = ["study", "dataset", "arch", "setting", "arm", "mean", "std", "confirmed"]
+
+TABLE_COLUMNS = ["study", "model", "dataset", "arch", "setting", "metric", "seeds"]
+TABLE_COLUMNS += [f"{arm}_{s}" for arm in ARMS for s in ("mean", "std", "n")]
+TABLE_COLUMNS += ["macs", "params", "macs_reduction_pct", "params_reduction_pct"]
+TABLE_COLUMNS += [f"paper_{arm}{s}" for arm in ARMS for s in ("", "_std", "_confirmed")]
+TABLE_COLUMNS += ["standin", "runs"]
 
 
+# --------------------------------------------------------------------------- names
 def arch_name(arch: str) -> str:
-    """vgg16 -> VGG-16, resnet56 -> ResNet-56; anything else unchanged."""
-    m = re.fullmatch(r"(vgg|resnet)(\d+)", arch)
-    if not m:
-        return arch
-    return {"vgg": "VGG", "resnet": "ResNet"}[m.group(1)] + "-" + m.group(2)
+    """vgg16 -> VGG-16, resnet56 -> ResNet-56, preresnet164 -> PreResNet-164, densenet40 -> DenseNet-40."""
+    m = re.fullmatch(r"(vgg|resnet|preresnet|densenet)(\d+)", arch)
+    return f"{ARCH_LABELS[m.group(1)]}-{m.group(2)}" if m else arch
 
 
-def display_name(arch: str, variant: str | None = None) -> str:
-    """Model name as the paper prints it, e.g. ResNet-56-A."""
-    return arch_name(arch) + (f"-{variant}" if variant else "")
+def ratio(setting: object) -> float | None:
+    """The prune ratio a setting stands for ("0.7" -> 0.7), or None for a variant letter."""
+    try:
+        r = float(setting)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return r if math.isfinite(r) else None
 
 
-def dataset_name(dataset: str) -> str:
-    return DATASET_LABELS.get(dataset, dataset)
+def normalize_setting(setting: object) -> str | None:
+    """One spelling per setting: ratios as "0.7" (so "0.70" and 0.7 match), anything else as str."""
+    if setting is None or (isinstance(setting, float) and math.isnan(setting)) or setting == "":
+        return None
+    r = ratio(setting)
+    return f"{r:g}" if r is not None else str(setting)
 
 
+def setting_label(setting: object) -> str:
+    """'70%' for a ratio, 'A' for a variant letter, '' for none."""
+    s = normalize_setting(setting)
+    if s is None:
+        return ""
+    r = ratio(s)
+    return f"{100 * r:.4g}%" if r is not None else s
+
+
+def display_name(arch: str, setting: object = None) -> str:
+    """Model name as the papers print it: ResNet-56-A for a variant, VGG-19 (70%) for a ratio."""
+    s = normalize_setting(setting)
+    if s is None:
+        return arch_name(arch)
+    if ratio(s) is not None:
+        return f"{arch_name(arch)} ({setting_label(s)})"
+    return f"{arch_name(arch)}-{s}" if re.fullmatch(r"[A-Za-z]+", s) else f"{arch_name(arch)} ({s})"
+
+
+def dataset_name(dataset: str, standin: bool = False) -> str:
+    label = DATASET_LABELS.get(dataset, dataset)
+    return f"{label} ({STANDIN_LABEL})" if standin else label
+
+
+def setting_sort_key(setting: object) -> tuple:
+    """Ratios numerically, then anything else (variant letters) alphabetically."""
+    s = normalize_setting(setting)
+    r = ratio(s)
+    return (0, r, "") if r is not None else (1, 0.0, s or "")
+
+
+def dataset_sort_key(dataset: str, first_seen: list[str]) -> tuple:
+    """cifar10, cifar100, then other datasets in order of first appearance."""
+    if dataset in DATASET_ORDER:
+        return (0, DATASET_ORDER.index(dataset))
+    return (1, first_seen.index(dataset) if dataset in first_seen else len(first_seen))
+
+
+# --------------------------------------------------------------------------- paper numbers
 def load_paper_numbers() -> pd.DataFrame:
     """The papers' numbers shipped with the package (report/paper_numbers.csv)."""
     text = resources.files("prunebench.report").joinpath("paper_numbers.csv").read_text()
-    df = pd.read_csv(io.StringIO(text), dtype={"variant": str}, true_values=["true"], false_values=["false"])
+    df = pd.read_csv(io.StringIO(text), dtype={"setting": str}, true_values=["true"], false_values=["false"])
     df["confirmed"] = df["confirmed"].astype(bool)
+    df["setting"] = [normalize_setting(s) for s in df["setting"]]
     return df
 
 
-def _records(evals: list[dict], metric: str) -> pd.DataFrame:
-    """Flatten eval dicts to one row per run; the base arm becomes 'unpruned'."""
-    rows = []
-    for ev in evals:
-        run = ev["run"]
-        try:
-            acc = float(ev["accuracy"][metric])
-        except (KeyError, TypeError):
-            raise UserError(f"eval for {run} has no accuracy['{metric}']; re-run its evaluation") from None
-        arm = "unpruned" if run["arm"] == "base" else run["arm"]
-        if arm not in ARMS:
-            raise UserError(f"eval for {run} has arm {run['arm']!r}; expected one of base, {', '.join(ARMS[1:])}")
-        if arm != "unpruned" and not run.get("variant"):
-            raise UserError(f"eval for {run} is a pruned arm without a variant; re-run its evaluation")
-        rows.append(
-            {
-                "dataset": run["dataset"],
-                "arch": run["arch"],
-                "variant": None if arm == "unpruned" else run["variant"],
-                "arm": arm,
-                "seed": run["seed"],
-                "acc": acc,
-                "macs": ev["macs"],
-                "params": ev["params"],
-                "macs_full": ev["macs_full"],
-                "params_full": ev["params_full"],
-                "model_file": ev.get("model", ""),
-            }
-        )
-    df = pd.DataFrame(rows, columns=["dataset", "arch", "variant", "arm", "seed", "acc", "macs", "params", "macs_full", "params_full", "model_file"])
-    dup = df[df.duplicated(["dataset", "arch", "variant", "arm", "seed"], keep=False)]
-    if len(dup):
-        r = dup.iloc[0]
-        raise UserError(
-            f"two evals for {r.dataset} {display_name(r.arch, r.variant)} {r.arm} seed {r.seed}; keep one of them"
-        )
-    return df
-
-
-def _paper_cells(paper: pd.DataFrame, dataset: str, arch: str, variant: str) -> dict:
+def _paper_cells(paper: pd.DataFrame, study: str, dataset: str, arch: str, setting: str) -> dict:
     """paper_<arm>, paper_<arm>_std, paper_<arm>_confirmed for one row (NaN/None when absent)."""
     out = {}
-    sel = paper[(paper["table"] == "table1") & (paper["dataset"] == dataset) & (paper["arch"] == arch) & (paper["variant"] == variant)]
+    sel = paper[
+        (paper["study"] == study) & (paper["dataset"] == dataset) & (paper["arch"] == arch)
+        & (paper["setting"].map(normalize_setting) == setting)
+    ]
     for arm in ARMS:
         hit = sel[sel["arm"] == arm]
         if len(hit):
@@ -104,62 +128,148 @@ def _paper_cells(paper: pd.DataFrame, dataset: str, arch: str, variant: str) -> 
     return out
 
 
+# --------------------------------------------------------------------------- build
+def _records(evals: list[dict], metric: str) -> pd.DataFrame:
+    """Flatten eval dicts to one row per run; the base arm becomes 'unpruned'."""
+    rows = []
+    for ev in evals:
+        run = ev.get("run") if isinstance(ev, dict) else None
+        if not isinstance(run, dict) or not {"dataset", "arch", "arm", "seed"} <= run.keys():
+            raise UserError(f"an eval has no run with dataset, arch, arm and seed ({str(ev)[:80]}); re-run its evaluation")
+        try:
+            acc = float(ev["accuracy"][metric])
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"eval for {run} has no accuracy['{metric}']; re-run its evaluation") from None
+        arm = "unpruned" if run["arm"] == "base" else run["arm"]
+        if arm not in ARMS:
+            raise UserError(f"eval for {run} has arm {run['arm']!r}; expected one of base, {', '.join(ARMS[1:])}")
+        setting = normalize_setting(run.get("setting", run.get("variant")))  # "variant": evals before studies
+        if arm != "unpruned" and setting is None:
+            raise UserError(f"eval for {run} is a pruned arm without a setting; re-run its evaluation")
+        try:
+            sizes = {k: int(ev[k]) for k in ("macs", "params", "macs_full", "params_full")}
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"eval for {run} lacks macs/params/macs_full/params_full; re-run its evaluation") from None
+        rows.append(
+            {
+                "dataset": run["dataset"],
+                "arch": run["arch"],
+                "method": None if arm == "unpruned" else run.get("method"),
+                "setting": None if arm == "unpruned" else setting,
+                "arm": arm,
+                "seed": run["seed"],
+                "acc": acc,
+                **sizes,
+                "standin": bool(ev.get("standin", False)),
+                "model_file": str(ev.get("model", "")),
+            }
+        )
+    cols = ["dataset", "arch", "method", "setting", "arm", "seed", "acc", "macs", "params", "macs_full", "params_full", "standin", "model_file"]
+    df = pd.DataFrame(rows, columns=cols)
+    dup = df[df.duplicated(["dataset", "arch", "setting", "arm", "seed"], keep=False)]
+    if len(dup):
+        r = dup.iloc[0]
+        raise UserError(
+            f"two evals for {r.dataset} {display_name(r.arch, r.setting)} {r.arm} seed {r.seed}; keep one of them"
+        )
+    return df
+
+
 def _reduction(pruned: float, full: float) -> float:
     return round(100.0 * (1.0 - pruned / full), 1)
 
 
-def build_table1(evals: list[dict], metric: str = "best", paper: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Our Table 1 from eval dicts. ``paper=None`` uses the bundled numbers; pass an empty frame for none.
+def build_table(evals: list[dict], study: str, metric: str = "best", paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The table of one study (e.g. "l1", "slimming") from eval dicts.
 
-    ``metric`` is "best" (what the papers report: best test accuracy over epochs) or "final".
-    A missing arm gives NaN in its columns; the table never fails for want of a run.
+    ``paper=None`` uses the bundled numbers (their ``study`` column must match); pass an empty
+    frame for none. ``metric`` is "best" (what the papers report: best test accuracy over epochs)
+    or "final". A missing arm gives NaN in its columns; the table never fails for want of a run.
+    The evals of base runs may come from any study; the pruned ones must be of one method.
+    MACs and params are the mean over seeds (a learned architecture such as slimming's differs
+    by seed); the reductions are of those means.
     """
     if metric not in METRICS:
         raise UserError(f"unknown metric {metric!r}; use one of: {', '.join(METRICS)}")
     if paper is None:
         paper = load_paper_numbers()
     if paper.empty:
-        paper = pd.DataFrame(columns=["table", "dataset", "arch", "variant", "arm", "mean", "std", "confirmed"])
+        paper = pd.DataFrame(columns=PAPER_COLUMNS)
     runs = _records(evals, metric)
     pruned = runs[runs["arm"] != "unpruned"]
-    keys = pruned[["dataset", "arch", "variant"]].drop_duplicates()
-    order = {a: i for i, a in enumerate(ARCH_ORDER)}
-    keys = sorted(keys.itertuples(index=False), key=lambda k: (order.get(k.arch, len(order)), k.arch, k.variant, k.dataset))
+    methods = sorted({m for m in pruned["method"] if m is not None})
+    if len(methods) > 1:
+        raise UserError(f"the evals of study {study!r} mix pruning methods {', '.join(methods)}; pass the evals of one study")
+
+    datasets = list(dict.fromkeys(runs["dataset"]))
+    archs = list(dict.fromkeys(runs["arch"]))
+    keys = pruned[["dataset", "arch", "setting"]].drop_duplicates().itertuples(index=False)
+    keys = sorted(keys, key=lambda k: (dataset_sort_key(k.dataset, datasets), archs.index(k.arch), setting_sort_key(k.setting)))
 
     rows = []
-    for dataset, arch, variant in keys:
+    for dataset, arch, setting in keys:
         mine = runs[(runs["dataset"] == dataset) & (runs["arch"] == arch)]
-        mine = mine[(mine["variant"] == variant) | (mine["arm"] == "unpruned")]
-        row = {"model": display_name(arch, variant), "dataset": dataset, "metric": metric, "seeds": mine["seed"].nunique()}
+        mine = mine[(mine["setting"] == setting) | (mine["arm"] == "unpruned")]
+        row = {
+            "study": study, "model": display_name(arch, setting), "dataset": dataset, "arch": arch, "setting": setting,
+            "metric": metric, "seeds": mine["seed"].nunique(),
+        }
         for arm in ARMS:
             acc = mine.loc[mine["arm"] == arm, "acc"]
             row |= {f"{arm}_mean": acc.mean(), f"{arm}_std": acc.std(ddof=1), f"{arm}_n": len(acc)}
-        # All pruned arms share one architecture, so any of their runs gives its size.
-        size = mine[mine["arm"] != "unpruned"].iloc[0]
+        # The pruned arms of one seed share one architecture: one size per seed, averaged.
+        size = mine[mine["arm"] != "unpruned"].drop_duplicates("seed")[["macs", "params", "macs_full", "params_full"]].mean()
         row |= {
-            "macs": int(size["macs"]),
-            "params": int(size["params"]),
+            "macs": int(round(size["macs"])),
+            "params": int(round(size["params"])),
             "macs_reduction_pct": _reduction(size["macs"], size["macs_full"]),
             "params_reduction_pct": _reduction(size["params"], size["params_full"]),
         }
-        row |= _paper_cells(paper, dataset, arch, variant)
+        row |= _paper_cells(paper, study, dataset, arch, setting)
+        row["standin"] = bool(mine["standin"].any())
         row["runs"] = ";".join(sorted(mine["model_file"]))  # every number traces back to these
         rows.append(row)
-
-    columns = ["model", "dataset", "metric", "seeds"]
-    columns += [f"{arm}_{s}" for arm in ARMS for s in ("mean", "std", "n")]
-    columns += ["macs", "params", "macs_reduction_pct", "params_reduction_pct"]
-    columns += [f"paper_{arm}{s}" for arm in ARMS for s in ("", "_std", "_confirmed")]
-    columns += ["runs"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
+# --------------------------------------------------------------------------- read back
+def read_table(path: str | PathLike) -> pd.DataFrame:
+    """A table CSV written by ``write_table``, checked: a one-line UserError if it is not one."""
+    path = Path(path)
+    rerun = "it was not written by 'prunebench table'; rerun it"
+    if not path.exists():
+        raise UserError(f"table {path} does not exist; run 'prunebench table' first")
+    if not path.is_file():
+        raise UserError(f"table {path} is not a file; pass the CSV written by 'prunebench table'")
+    try:
+        df = pd.read_csv(path, dtype={"setting": str, "study": str, "model": str})
+    except pd.errors.EmptyDataError:
+        raise UserError(f"table {path} is empty; {rerun}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"table {path} is not a CSV table ({first}); {rerun}") from None
+    except OSError as e:
+        raise UserError(f"cannot read table {path}: {e.strerror}; check its permissions") from None
+    missing = [c for c in TABLE_COLUMNS if c not in df.columns]
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise UserError(f"table {path} lacks the columns {shown}; {rerun}")
+    df["setting"] = [normalize_setting(s) for s in df["setting"]]
+    df["standin"] = df["standin"].map(lambda v: str(v).strip().lower() in ("true", "1"))
+    return df
+
+
+# --------------------------------------------------------------------------- Markdown
 def _acc_cell(mean: float, std: float, confirmed: bool | None = True) -> str:
     """'93.14 ± 0.12', '93.14' for one seed, '–' when missing; '*' after unconfirmed numbers."""
     if pd.isna(mean):
         return MISSING
     cell = f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
-    return cell + ("" if confirmed is None or bool(confirmed) else UNCONFIRMED)
+    return cell + ("" if confirmed is None or pd.isna(confirmed) or _truthy(confirmed) else UNCONFIRMED)
+
+
+def _truthy(v: object) -> bool:
+    return str(v).strip().lower() in ("true", "1") if isinstance(v, str) else bool(v)
 
 
 def _count_cell(n: float, reduction_pct: float) -> str:
@@ -173,24 +283,38 @@ def _count_cell(n: float, reduction_pct: float) -> str:
 def to_markdown(df: pd.DataFrame, title: str) -> str:
     """A Markdown page a person can read at a glance: one row per model, ours then the paper's."""
     metric = df["metric"].iloc[0] if len(df) else "best"
+    standin = sorted({dataset_name(d) for d, s in zip(df["dataset"], df["standin"]) if _truthy(s)})
     head = ["Model", "Dataset", "Seeds"] + [ARM_LABELS[a] for a in ARMS] + ["MACs (reduction)", "Params (reduction)"]
     head += [f"Paper {ARM_LABELS[a]}" for a in ARMS]
-    lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"# {title}", ""]
+    if standin:
+        lines += [
+            f"> **Warning: {', '.join(standin)} runs used a {STANDIN_LABEL} dataset** (the real data was not "
+            "available). Their accuracies mean nothing; do not compare them with the paper.",
+            "",
+        ]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in df.to_dict("records"):
-        cells = [r["model"], dataset_name(r["dataset"]), str(r["seeds"])]
+        cells = [r["model"], dataset_name(r["dataset"], _truthy(r["standin"])), str(r["seeds"])]
         cells += [_acc_cell(r[f"{a}_mean"], r[f"{a}_std"]) for a in ARMS]
         cells += [_count_cell(r["macs"], r["macs_reduction_pct"]), _count_cell(r["params"], r["params_reduction_pct"])]
         cells += [_acc_cell(r[f"paper_{a}"], r[f"paper_{a}_std"], r[f"paper_{a}_confirmed"]) for a in ARMS]
         lines.append("| " + " | ".join(cells) + " |")
+    if not len(df):
+        lines.append("| (no pruned runs) |" + " |" * (len(head) - 1))
+    ratios = any(ratio(s) is not None for s in df["setting"])
     lines += [
         "",
         f"Test accuracy (%), metric `{metric}` ({'best over epochs, as the papers report' if metric == 'best' else 'after the last epoch'}): "
         f"mean ± std over seeds (std with ddof=1; no ± when there is one seed; {MISSING} when the arm has no runs). "
-        "MACs and params are of the pruned network, with the reduction from the unpruned one in parentheses.",
+        "MACs and params are of the pruned network (mean over seeds), with the reduction from the unpruned one in parentheses."
+        + (" A percentage after the model is its global prune ratio (share of channels removed)." if ratios else ""),
         "",
         f"\\{UNCONFIRMED} The paper's number is recalled, not confirmed against a published source; treat it as approximate.",
         "",
     ]
+    if standin:
+        lines += [f"({STANDIN_LABEL}): trained and tested on synthetic data standing in for the real dataset; the accuracies are meaningless.", ""]
     return "\n".join(lines)
 
 

@@ -1,0 +1,80 @@
+"""The method registry: what a pruning method is, as data plus two functions.
+
+A method says how its base model is trained (``base``: plain, or with a sparsity penalty on the
+BatchNorm scales), how it prunes a trained model for one *setting* (a predefined variant such as
+Li's ``A``, or a global ratio such as ``0.4``), which arms compare against it, and whether the
+pruned architecture is learned from the weights (``learned``: then the scratch arms need the
+pruned file) or predefined (the scratch arms need nothing but the setting). The workflow reads
+these facts to draw the DAG; ``prunebench prune`` and ``prunebench train`` call the functions.
+Adding a method is a module that calls :func:`register`, not a branch in the CLI or the DAG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+
+ARMS = ("finetune", "scratch-e", "scratch-b")
+BASES = ("plain", "sparsity")
+
+
+@dataclass
+class Pruned:
+    """What a method's ``prune`` returns: kept channel indices per channel group, the ratio it
+    aimed at per group (for the report), and notes such as layers a threshold would have emptied."""
+
+    keep: dict[str, torch.Tensor]
+    ratios: dict[str, float]
+    notes: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    summary: str
+    base: str  # "plain" | "sparsity"
+    learned: bool  # architecture learned from the weights (scratch arms need the pruned file)
+    check_setting: Callable[[str, str], None]  # (arch, setting) -> None or UserError
+    prune: Callable[[nn.Module, str, str, int], Pruned]  # (model, arch, setting, seed)
+    scratch_cfg: Callable[[str, str], list] | None = None  # (arch, setting) -> cfg, when not learned
+    archs: tuple[str, ...] | None = None  # None: any registered arch with channel groups
+    arms: tuple[str, ...] = ARMS
+
+    def __post_init__(self) -> None:
+        if self.base not in BASES:
+            raise ValueError(f"method {self.name}: base must be one of {BASES}")
+        if not self.learned and self.scratch_cfg is None:
+            raise ValueError(f"method {self.name}: a predefined method needs scratch_cfg")
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    _REGISTRY[method.name] = method
+    return method
+
+
+def get(name: str) -> Method:
+    _load()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown pruning method {name!r}; choose one of {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+def names() -> tuple[str, ...]:
+    _load()
+    return tuple(_REGISTRY)
+
+
+def _load() -> None:
+    """Import the method modules once; each registers itself."""
+    from . import predefined, slimming  # noqa: F401
+
+
+__all__ = ["ARMS", "BASES", "Method", "Pruned", "get", "names", "register"]

@@ -1,0 +1,278 @@
+"""What one run is: the application layer between the CLI and the library.
+
+A run is described by its parameters (arch, model options, arm, method, setting, seed, and the
+arm's protocol); from them this module builds the starting model (fresh, fine-tuned from a
+pruned file, or the pruned architecture on a fresh init), trains it through the one training
+loop, and writes the run's files. Pruning and evaluation live here too, so each CLI command is
+parsing plus one call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import socket
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__, methods, models
+from .checkpoints import load_model, save_model
+from .counting import count_macs, count_params, scratch_b_epochs
+from .data import Data
+from .errors import UserError
+from .io import read_json, sha256, write_json
+from .train import Hparams, Schedule, evaluate, fit
+
+log = logging.getLogger("prunebench")
+ARMS = ("base",) + methods.ARMS
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides which network a run trains, and from what."""
+
+    arch: str
+    arm: str
+    seed: int = 1
+    method: str | None = None
+    setting: str | None = None
+    options: dict = field(default_factory=dict)  # model options (models.default_options)
+    init: str | None = None  # finetune: the pruned file; scratch of a learned method: its architecture
+
+    def describe(self, dataset: str, scale: str) -> dict:
+        return {"dataset": dataset, "arch": self.arch, "method": self.method, "setting": self.setting, "arm": self.arm, "seed": self.seed, "scale": scale}
+
+
+@dataclass(frozen=True)
+class ArmProtocol:
+    """An arm's schedule; Scratch-B's epochs are the full network's, scaled by the MACs ratio."""
+
+    epochs: int
+    lr: float
+    milestones: tuple[float, ...] = ()  # fractions of the epochs
+    gamma: float = 0.1
+
+
+def _check_spec(spec: RunSpec) -> None:
+    models.check_arch(spec.arch)
+    if spec.arm not in ARMS:
+        raise UserError(f"unknown arm {spec.arm!r}; choose one of {', '.join(ARMS)}")
+    if spec.arm == "base":
+        if spec.method or spec.setting or spec.init:
+            raise UserError("the base arm trains the full network from scratch; drop --method, --setting and --init")
+        return
+    if spec.arm == "finetune":
+        if not spec.init:
+            raise UserError("the finetune arm needs --init PATH, the pruned file (prunebench prune --out)")
+        return
+    if not spec.method or spec.setting is None:
+        raise UserError(f"the {spec.arm} arm needs --method and --setting: which pruned architecture to train from scratch")
+    method = methods.get(spec.method)
+    method.check_setting(spec.arch, spec.setting)
+    if method.learned and not spec.init:
+        raise UserError(f"{spec.method} learns its architecture: the {spec.arm} arm needs --init PATH, the pruned file")
+
+
+def _pruned_file(path: str, arch: str, num_classes: int) -> tuple[nn.Module, dict]:
+    model, meta = load_model(path, expect_arch=arch)
+    if meta["num_classes"] != num_classes:
+        raise UserError(f"{path} has {meta['num_classes']} classes but the data has {num_classes}; use the matching dataset")
+    return model, meta
+
+
+def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, dict, RunSpec]:
+    """(model, model options, input files, spec) of a run; call after seeding, as init draws from
+    it. A fine-tuned run takes its method and setting from the pruned file it starts from."""
+    _check_spec(spec)
+    if spec.arm == "finetune":
+        model, meta = _pruned_file(spec.init, spec.arch, num_classes)
+        source = meta.get("run", {})
+        spec = replace(spec, method=source.get("method", spec.method), setting=source.get("setting", spec.setting))
+        return model, meta["options"], {"init": {"path": spec.init, "sha256": sha256(spec.init)}}, spec
+    inputs = {}
+    options = models.check_options(spec.arch, spec.options)
+    if spec.arm == "base":
+        cfg = models.default_cfg(spec.arch)
+    elif methods.get(spec.method).learned:
+        # The learned architecture (cfg with channel selections) and its options, fresh weights.
+        _, meta = _pruned_file(spec.init, spec.arch, num_classes)
+        cfg, options = meta["cfg"], meta["options"]
+        inputs["architecture"] = {"path": spec.init, "sha256": sha256(spec.init)}
+    else:
+        cfg = methods.get(spec.method).scratch_cfg(spec.arch, spec.setting)
+    return models.build(spec.arch, cfg, num_classes, **options), options, inputs, spec
+
+
+def train_run(
+    spec: RunSpec,
+    data_path: str,
+    protocol: ArmProtocol,
+    hparams: dict,
+    device: torch.device,
+    model_out: str,
+    metrics_out: str,
+    checkpoint: str | None = None,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+    scale: str = "custom",
+) -> dict:
+    """Train one run and write ``model_out`` and ``metrics_out`` together; resume from the
+    checkpoint (default: ``checkpoint.pt`` beside ``model_out``) if one matches."""
+    from .utils import seed_everything
+
+    started = time.time()
+    data = Data(data_path, train_subset, test_subset)
+    seed_everything(spec.seed)
+    model, options, inputs, spec = starting_model(spec, data.num_classes)
+    inputs = {"data": {"path": data_path, "sha256": sha256(data_path)}, **inputs}
+    full = models.build(spec.arch, None, data.num_classes, **options)
+    macs, params, macs_full, params_full = count_macs(model), count_params(model), count_macs(full), count_params(full)
+    epochs = protocol.epochs
+    if spec.arm == "scratch-b":
+        epochs = scratch_b_epochs(protocol.epochs, macs_full, macs)
+        log.info("scratch-b: %d epochs = int(%d x %d / %d MACs)", epochs, protocol.epochs, macs_full, macs)
+    if hparams.get("sparsity") and spec.arm != "base":
+        raise UserError("--sparsity trains a base model for network slimming; drop it for the other arms")
+    hp = Hparams(schedule=Schedule.fractional(epochs, protocol.lr, protocol.milestones, protocol.gamma), seed=spec.seed, **hparams)
+    ckpt = Path(checkpoint or Path(model_out).with_name("checkpoint.pt"))
+    run = spec.describe(data.dataset, scale)
+    log.info("train %s on %s (%d images), %d epochs, device %s", run, data.dataset, len(data.train_x), epochs, device)
+    result = fit(model, data, hp, device, ckpt)
+    metrics = {
+        "run": run,
+        **{k: result[k] for k in ("final_accuracy", "best_accuracy", "best_epoch")},
+        "epochs": epochs,
+        "macs": macs,
+        "params": params,
+        "macs_full": macs_full,
+        "params_full": params_full,
+        "options": options,
+        "hparams": hp.as_dict(),
+        "data": {"train_images": len(data.train_x), "test_images": len(data.test_x), "standin": data.standin},
+        "inputs": inputs,
+        "device": device_name(device),
+        "train_seconds": result["train_seconds"],
+        "wall_seconds": time.time() - started,
+        "history": result["history"],
+        "provenance": provenance(),
+    }
+    write_together(
+        (model_out, lambda: save_model(model_out, model, spec.arch, data.num_classes, options=options, run=run, hparams=hp.as_dict(), standin=data.standin)),
+        (metrics_out, lambda: write_json(metrics_out, metrics)),
+    )
+    ckpt.unlink(missing_ok=True)
+    log.info("done: best %.2f%%, final %.2f%% -> %s", result["best_accuracy"], result["final_accuracy"], model_out)
+    return metrics
+
+
+def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: str, report_path: str) -> dict:
+    """Prune a trained full model by ``method`` at ``setting``; write the smaller network
+    (with the kept indices per group) and prune.json (counts before/after, per-layer widths)."""
+    from .pruning import prune as cut
+
+    method = methods.get(method_name)
+    model, meta = load_model(model_path)
+    arch, num_classes, options = meta["arch"], meta["num_classes"], meta["options"]
+    method.check_setting(arch, setting)
+    if list(meta["cfg"]) != models.default_cfg(arch):
+        raise UserError(f"{model_path} is already pruned (cfg {meta['cfg']}); prune the full {arch} model")
+    model.eval()
+    pruned = method.prune(model, arch, setting, seed)
+    small = cut(model, arch, pruned.keep, num_classes, **options)
+    groups = model.channel_groups()
+    kept = {g.name: (pruned.keep[g.name].tolist() if g.name in pruned.keep else list(range(g.width))) for g in groups}
+    run = {**meta.get("run", {}), "method": method_name, "setting": setting, "arm": "pruned"}
+    report = {
+        "run": run,
+        "arch": arch,
+        "method": method_name,
+        "setting": setting,
+        "options": options,
+        "standin": bool(meta.get("standin", False)),
+        "cfg_before": list(meta["cfg"]),
+        "cfg_after": list(small.cfg),
+        "macs_before": count_macs(model),
+        "macs_after": count_macs(small),
+        "params_before": count_params(model),
+        "params_after": count_params(small),
+        **pruned.notes,
+        "layers": [
+            {"layer": g.name, "layer_id": g.layer_id, "stage": g.stage, "selection": g.selection, "ratio": round(pruned.ratios.get(g.name, 0.0), 6), "before": g.width, "after": len(kept[g.name])}
+            for g in groups
+        ],
+        "input": {"path": model_path, "sha256": sha256(model_path)},
+        "provenance": provenance(),
+    }
+    report["macs_reduction_pct"] = round(100 * (1 - report["macs_after"] / report["macs_before"]), 2)
+    report["params_reduction_pct"] = round(100 * (1 - report["params_after"] / report["params_before"]), 2)
+    write_together(
+        (out, lambda: save_model(out, small, arch, num_classes, options=options, run=run, kept=kept, source=model_path, standin=report["standin"])),
+        (report_path, lambda: write_json(report_path, report)),
+    )
+    log.info("pruned %s by %s at %s: MACs -%.1f%%, params -%.1f%% -> %s", arch, method_name, setting, report["macs_reduction_pct"], report["params_reduction_pct"], out)
+    return report
+
+
+METRICS_KEYS = ("best_accuracy", "final_accuracy", "macs", "params", "macs_full", "params_full", "epochs")
+
+
+def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: torch.device, out: str) -> dict:
+    """Re-evaluate a trained model on the test set; write one table cell's worth of JSON."""
+    model, meta = load_model(model_path)
+    metrics = read_json(metrics_path)
+    if not isinstance(metrics, dict) or metrics.get("run") != meta.get("run"):
+        got = metrics.get("run") if isinstance(metrics, dict) else type(metrics).__name__
+        raise UserError(f"{metrics_path} describes run {got} but {model_path} holds {meta.get('run')}; pass the pair from one run")
+    missing = [k for k in METRICS_KEYS if k not in metrics]
+    if missing:
+        raise UserError(f"{metrics_path} lacks {', '.join(missing)}; it is incomplete or from another version, rerun the training")
+    data = Data(data_path, None, test_subset)
+    test = evaluate(model.to(device), data.test_x, data.test_y, 1000, device)
+    result = {
+        "run": meta["run"],
+        "accuracy": {"best": metrics["best_accuracy"], "final": metrics["final_accuracy"], "evaluated": test["accuracy"]},
+        **{k: metrics[k] for k in ("macs", "params", "macs_full", "params_full", "epochs")},
+        "standin": data.standin,
+        "model": model_path,
+        "model_sha256": sha256(model_path),
+        "metrics": metrics_path,
+    }
+    write_json(out, result)
+    return result
+
+
+def write_together(*writes) -> None:
+    """Run (path, write) pairs; if one fails, remove the files already written: all or none."""
+    done = []
+    try:
+        for path, write in writes:
+            write()
+            done.append(path)
+    except BaseException:
+        for path in done:
+            Path(path).unlink(missing_ok=True)
+        raise
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def provenance() -> dict:
+    return {
+        "prunebench": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "host": socket.gethostname(),
+        "command": " ".join(["prunebench", *sys.argv[1:]]),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+    }

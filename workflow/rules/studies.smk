@@ -1,0 +1,19 @@
+# One target per study, named after it (`snakemake --cores 8 slimming`), made in a loop over
+# config.yaml; `table1` is the L1-norm study under its old name; `all` builds every study.
+
+for _study in STUDIES:
+
+    rule:
+        name:
+            _study
+        input:
+            study_outputs(_study),
+        localrule: True
+
+
+if "l1" in STUDIES:
+
+    rule table1:
+        input:
+            study_outputs("l1"),
+        localrule: True
