@@ -135,7 +135,7 @@ def test_describe_resnet56_b():
 
 def test_describe_full_network_has_no_reduction():
     info = json.loads(invoke("describe", "--arch", "resnet56").stdout)
-    assert info["variant"] is None
+    assert info["method"] is None and info["setting"] is None
     assert info["macs"] == info["macs_full"] == 125485696
     assert info["cfg"] == models.default_cfg("resnet56")
     assert info["scratch_b_epochs"] == 160
@@ -201,7 +201,7 @@ def test_scratch_without_variant(work, tiny_prepared):
         "--device", "cpu", "--model-out", work / "se" / "model.pt", "--metrics-out", work / "se" / "metrics.json",
         cwd=work,
     )  # fmt: skip
-    assert_one_line_error(proc, "scratch-e", "--variant")
+    assert_one_line_error(proc, "scratch-e", "--method", "--setting")
 
 
 def test_base_with_variant(work, tiny_prepared):
@@ -211,7 +211,7 @@ def test_base_with_variant(work, tiny_prepared):
         "--model-out", work / "bv" / "model.pt", "--metrics-out", work / "bv" / "metrics.json",
         cwd=work,
     )  # fmt: skip
-    assert_one_line_error(proc, "base", "--variant")
+    assert_one_line_error(proc, "base", "drop --method")
 
 
 def test_prune_missing_model(work):

@@ -1,9 +1,9 @@
-"""End to end: `snakemake table1` on a tiny image tree the test writes itself (no download).
+"""End to end: `snakemake all` on a tiny image tree the test writes itself (no download).
 
 The run happens in a temporary working directory with the repository's Snakefile. Its
-config.yaml is the repository's with ``table1.models`` reduced to ResNet-56 A and B: Snakemake
-merges ``--configfile``/``--config`` into the Snakefile's config recursively, so an override
-can add or change keys but never drop vgg16/resnet110 from the models mapping. The scale is
+config.yaml is the repository's with the studies reduced to L1 on ResNet-56 A and B and network
+slimming on VGG-19 at 50 %: Snakemake merges ``--configfile``/``--config`` into the Snakefile's
+config recursively, so an override can add or change keys but never drop a study. The scale is
 shortened with a partial ``--configfile`` (merged into ``scales.smoke``) and the paths with
 ``--config``, as a user would.
 """
@@ -48,7 +48,10 @@ def study(tmp_path_factory) -> dict:
     work = base / "work"
     work.mkdir()
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["table1"]["models"] = MODELS
+    config["studies"] = {
+        "l1": {**config["studies"]["l1"], "models": {"cifar10": MODELS}},
+        "slimming": {**config["studies"]["slimming"], "models": {"cifar10": {"vgg19": [0.5]}}},
+    }
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     override = {
         "scales": {
@@ -66,14 +69,14 @@ def study(tmp_path_factory) -> dict:
         # snakemake's --config reads booleans as True/False only
         "--config", f"data_root={tree}", f"results={results}", "download=False", "device=cpu",
     )  # fmt: skip
-    proc = snakemake("--cores", "2", "table1", *args, cwd=work)
+    proc = snakemake("--cores", "2", "all", *args, cwd=work)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     runs = results / "runs" / "smoke" / "cifar10"
     return {"work": work, "results": results, "runs": runs, "args": args, "proc": proc}
 
 
-def read_table(study) -> list[dict]:
-    with open(study["results"] / "tables" / "table1.csv", newline="") as f:
+def read_table(study, name="l1") -> list[dict]:
+    with open(study["results"] / "tables" / f"{name}.csv", newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -92,15 +95,36 @@ def test_table_has_a_row_per_model_with_finite_means(study):
     assert int(by_model["ResNet-56-B"]["macs"]) == 90907264
 
 
-def test_markdown_table_and_figure(study):
-    md = (study["results"] / "tables" / "table1.md").read_text()
+def test_markdown_table_and_figures(study):
+    md = (study["results"] / "tables" / "l1.md").read_text()
     assert "ResNet-56-A" in md and "ResNet-56-B" in md
-    png = (study["results"] / "figures" / "table1.png").read_bytes()
-    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+    for name in ("l1", "l1-channels", "slimming", "slimming-channels"):
+        png = (study["results"] / "figures" / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000, name
+
+
+def test_slimming_table_and_learned_architecture(study):
+    (row,) = read_table(study, "slimming")
+    assert row["arch"] == "vgg19" and row["setting"] == "0.5"
+    for arm in ARMS:
+        assert math.isfinite(float(row[f"{arm}_mean"])), arm
+    pruned = study["runs"] / "vgg19" / "sparsity0.0001" / "slimming-0.5"
+    report = json.loads((pruned / "pruned" / "seed1" / "prune.json").read_text())
+    assert report["global_ratio"] == 0.5 and "threshold" in report
+    after = sum(layer["after"] for layer in report["layers"])
+    before = sum(layer["before"] for layer in report["layers"])
+    assert after < before
+    # the scratch arms train the learned cfg, read from the pruned file
+    for arm in ("scratch-e", "scratch-b"):
+        m = json.loads((pruned / arm / "seed1" / "metrics.json").read_text())
+        assert m["inputs"]["architecture"]["path"].endswith("slimming-0.5/pruned/seed1/pruned.pt")
+        assert m["macs"] == report["macs_after"]
+    channels = (study["results"] / "tables" / "slimming-channels.csv").read_text().splitlines()
+    assert len(channels) == 1 + len(report["layers"])
 
 
 def test_every_eval_matches_its_model_file(study):
-    evals = sorted(study["runs"].glob("*/*/seed*/eval.json"))
+    evals = sorted((study["runs"] / "resnet56").rglob("eval.json"))
     # base + (finetune, scratch-e, scratch-b) for each of A and B
     assert len(evals) == 1 + 3 * 2, evals
     for path in evals:
@@ -112,22 +136,22 @@ def test_every_eval_matches_its_model_file(study):
 
 
 def test_every_run_has_per_epoch_history(study):
-    metrics = sorted(study["runs"].glob("*/*/seed*/metrics.json"))
-    assert len(metrics) == 7, metrics
+    metrics = sorted(study["runs"].rglob("metrics.json"))
+    assert len(metrics) == 7 + 4, metrics
     for path in metrics:
         m = json.loads(path.read_text())
         assert m["epochs"] >= 1 and len(m["history"]) == m["epochs"], path
         for h in m["history"]:
             assert h["lr"] > 0 and h["time"] >= 0, (path, h)
         # the override reached the jobs: whole tiny dataset, one epoch (Scratch-B: its budget)
-        assert m["data"] == {"train_images": 10 * N_TRAIN, "test_images": 10 * N_TEST}, path
+        assert m["data"] == {"train_images": 10 * N_TRAIN, "test_images": 10 * N_TEST, "standin": False}, path
         expected = scratch_b_epochs(1, m["macs_full"], m["macs"]) if m["run"]["arm"] == "scratch-b" else 1
         assert m["epochs"] == expected, path
 
 
 def test_prune_reports(study):
     for variant, pct in (("A", 10.4), ("B", 27.56)):
-        report = json.loads((study["runs"] / f"resnet56-{variant}" / "pruned-l1" / "seed1" / "prune.json").read_text())
+        report = json.loads((study["runs"] / "resnet56" / "plain" / f"l1-{variant}" / "pruned" / "seed1" / "prune.json").read_text())
         assert report["macs_reduction_pct"] == pytest.approx(pct, abs=0.01)
 
 
@@ -137,7 +161,7 @@ def test_no_partial_files_left(study):
 
 
 def test_rerun_has_nothing_to_do(study):
-    for target in ("table1", "all"):
+    for target in ("table1", "l1", "slimming", "all"):
         proc = snakemake("-n", target, *study["args"], cwd=study["work"])
         assert proc.returncode == 0, proc.stderr
         assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
