@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CI: the smoke Table 1 through a real one-node SLURM cluster, checked against a local run.
+# CI: the smoke Table 1 (the `l1` study, target `table1`) through a real one-node SLURM cluster,
+# checked against a local run.
 #
 #   .ci/slurm-smoke.sh [DATA_ROOT]          (default ../shared/data; run as root)
 #
@@ -10,7 +11,7 @@
 # 3. proves the jobs went through SLURM: every non-local job of the DAG has a sacct record
 #    (COMPLETED, by rule) and a per-job log under .snakemake/slurm_logs/, and every training job
 #    was allocated gres/gpu=1 while no other job was;
-# 4. compares table1.csv with a local run of the same config: results/ when it is up to date
+# 4. compares tables/l1.csv with a local run of the same config: results/ when it is up to date
 #    and was trained on CPU, else a fresh local run;
 # 5. stops the cluster (trap), unless SLURM_SMOKE_KEEP_CLUSTER=1.
 #
@@ -57,14 +58,14 @@ download: false
 EOF
 SMK=(snakemake --cores 8 --profile slurm --profile .ci/slurm-profile --configfile "$OUT/slurm/run.yaml")
 
-"${SMK[@]}" -n >"$OUT/slurm/dryrun.log" 2>&1 || { cat "$OUT/slurm/dryrun.log"; die "dry run failed"; }
+"${SMK[@]}" -n table1 >"$OUT/slurm/dryrun.log" 2>&1 || { cat "$OUT/slurm/dryrun.log"; die "dry run failed"; }
 total=$(sed -n 's/^total *\([0-9]*\)$/\1/p' "$OUT/slurm/dryrun.log" | head -1)
 say "the DAG has ${total:-?} jobs"
 
-say "running the smoke Table 1 through SLURM (limit ${LIMIT}s): ${SMK[*]}"
+say "running the smoke Table 1 (target table1) through SLURM (limit ${LIMIT}s): ${SMK[*]}"
 t_run=$(date +%s)
 set +e
-timeout -k 30 "$LIMIT" "${SMK[@]}" >"$OUT/slurm/snakemake.log" 2>&1
+timeout -k 30 "$LIMIT" "${SMK[@]}" table1 >"$OUT/slurm/snakemake.log" 2>&1
 rc=$?
 set -e
 run_s=$(( $(date +%s) - t_run ))
@@ -127,17 +128,17 @@ n_slurm=$(wc -l <"$OUT/slurm/sacct.txt")
 # ---------------------------------------------------------------- 4. same table as a local run?
 LOCAL_CFG=(--config scale=smoke device=cpu)
 reference=""
-if [ -f results/tables/table1.csv ]; then
+if [ -f results/tables/l1.csv ]; then
   # results/ counts when Snakemake would redo nothing there and every run in it trained on CPU
-  if snakemake -n --cores 1 --config data_root="$DATA_ROOT" 2>&1 | grep -q "Nothing to be done" \
+  if snakemake -n --cores 1 --config data_root="$DATA_ROOT" -- table1 2>&1 | grep -q "Nothing to be done" \
      && python3 - <<'PY'
 import glob, json, sys
 runs = glob.glob("results/runs/smoke/**/metrics.json", recursive=True)
 sys.exit(0 if runs and all(str(json.load(open(f)).get("device", "")).startswith("cpu") for f in runs) else 1)
 PY
   then
-    reference=results/tables/table1.csv
-    say "local reference: results/tables/table1.csv (up to date, trained on CPU)"
+    reference=results/tables/l1.csv
+    say "local reference: results/tables/l1.csv (up to date, trained on CPU)"
   else
     say "results/ is not an up-to-date CPU smoke run: making a local reference run"
   fi
@@ -146,13 +147,13 @@ if [ -z "$reference" ]; then
   mkdir -p "$OUT/local"
   printf 'results: %s\ndata_root: %s\ndownload: false\n' "$OUT/local/results" "$DATA_ROOT" >"$OUT/local/run.yaml"
   t_local=$(date +%s)
-  timeout -k 30 "$LIMIT" snakemake --cores "$(nproc)" --configfile "$OUT/local/run.yaml" "${LOCAL_CFG[@]}" \
+  timeout -k 30 "$LIMIT" snakemake --cores "$(nproc)" --configfile "$OUT/local/run.yaml" "${LOCAL_CFG[@]}" -- table1 \
     >"$OUT/local/snakemake.log" 2>&1 || { tail -30 "$OUT/local/snakemake.log" >&2; die "the local reference run failed"; }
   say "local reference run in $OUT/local (kept between calls, so only what changed reruns):" \
     "$(( $(date +%s) - t_local ))s"
-  reference=$OUT/local/results/tables/table1.csv
+  reference=$OUT/local/results/tables/l1.csv
 fi
-python3 - "$OUT/slurm/results/tables/table1.csv" "$reference" <<'PY' || die "table1.csv through SLURM differs from the local run"
+python3 - "$OUT/slurm/results/tables/l1.csv" "$reference" <<'PY' || die "l1.csv through SLURM differs from the local run"
 import csv, sys
 a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
 if [r["model"] for r in a] != [r["model"] for r in b]:
@@ -164,10 +165,10 @@ for m, c, x, y in bad:
     print(f"slurm-smoke: {m} {c}: SLURM {x} != local {y}", file=sys.stderr)
 if bad:
     sys.exit(1)
-print(f"slurm-smoke: table1.csv identical to the local run in all {len(cols)} accuracy/MACs/params columns of {len(a)} rows")
+print(f"slurm-smoke: l1.csv identical to the local run in all {len(cols)} accuracy/MACs/params columns of {len(a)} rows")
 PY
 
-cat "$OUT/slurm/results/tables/table1.md"
+cat "$OUT/slurm/results/tables/l1.md"
 echo
 say "summary: cluster start-up ${startup}; ${n_slurm} jobs run through SLURM in ${run_s} s;" \
   "whole check $(( $(date +%s) - t_all )) s"

@@ -15,6 +15,9 @@ A config case mutates a copy of ``config.yaml`` and calls ``prunebench.config.ch
 Snakefile does before building the DAG; test_workflow.py shows snakemake turns the
 ``UserError`` into one stderr line): the message must be one line naming the offending key.
 
+Two more tests feed ``table`` and ``channels`` files in the format from before studies (a run
+with a "variant" and no method or setting): read, or refused in one line, never a traceback.
+
 Three representative command-line cases also run through a real subprocess
 (``python -m prunebench``), where the logging set-up and the interpreter's own error printing
 are the real ones.
@@ -23,6 +26,7 @@ are the real ones.
 from __future__ import annotations
 
 import copy
+import csv as csv_module
 import gzip
 import io
 import json
@@ -51,7 +55,25 @@ from prunebench.errors import UserError
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 CONFIG = REPO / "config.yaml"
-BASE_RUN = {"dataset": "cifar10", "arch": "resnet56", "variant": None, "arm": "base", "seed": 1, "scale": "custom"}
+BASE_RUN = {
+    "dataset": "cifar10",
+    "arch": "resnet56",
+    "method": None,
+    "setting": None,
+    "arm": "base",
+    "seed": 1,
+    "scale": "custom",
+}
+# A run dict as evals and prune reports wrote it before studies: "variant", no method or setting.
+OLD_PRUNED_RUN = {
+    "dataset": "cifar10",
+    "arch": "resnet56",
+    "variant": "A",
+    "arm": "finetune",
+    "seed": 1,
+    "scale": "custom",
+}
+COUNTS = {"macs": 1, "params": 1, "macs_full": 1, "params_full": 1}
 PREFIX = "prunebench: error: "
 CLICK_HINT = r"see 'prunebench( [a-z]+)? --help'$"
 
@@ -247,22 +269,24 @@ def _blocker(tmp: Path) -> Path:
     return path
 
 
-def _bad_json(tmp: Path) -> Path:
-    path = tmp / "evals" / "eval.json"
-    path.parent.mkdir(parents=True)
-    path.write_text('{"run": {"arch": "resnet56", "arm": "base"}, "accuracy": {"best": 93.')  # cut short
+def _evals_file(tmp: Path, name: str, content) -> Path:
+    """``tmp/evals/<name>`` holding ``content`` (JSON of it, or the str/bytes as they are)."""
+    path = tmp / "evals" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
     return path
+
+
+def _bad_json(tmp: Path) -> Path:
+    cut_short = '{"run": {"arch": "resnet56", "arm": "base"}, "accuracy": {"best": 93.'
+    return _evals_file(tmp, "eval.json", cut_short)
 
 
 def _eval_without_metric(tmp: Path) -> Path:
-    path = tmp / "evals" / "eval.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(
-        json.dumps(
-            {"run": BASE_RUN, "accuracy": {"final": 90.0}, "macs": 1, "params": 1, "macs_full": 1, "params_full": 1}
-        )
-    )
-    return path
+    return _evals_file(tmp, "eval.json", {"run": BASE_RUN, "accuracy": {"final": 90.0}, **COUNTS})
 
 
 def _without(made, option: str):
@@ -277,27 +301,89 @@ def _table(tmp: Path, evals: list[Path]):
     return ["table", *map(str, evals), "--csv", str(csv), "--md", str(md)], [csv, md]
 
 
+def _figure(tmp: Path, table: Path):
+    out = tmp / "fig" / "t.png"
+    return ["figure", "--table", str(table), "--out", str(out)], [out]
+
+
+def _csv_file(tmp: Path, content: str | bytes) -> Path:
+    path = tmp / "tables" / "table1.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def _channels(tmp: Path, reports: list[Path]):
+    csv, png = tmp / "channels" / "channels.csv", tmp / "channels" / "channels.png"
+    return ["channels", *map(str, reports), "--csv", str(csv), "--out", str(png)], [csv, png]
+
+
+def _prune_json(a, tmp: Path, *drop, wrap: bool = False) -> Path:
+    """The real prune.json of the -A fixture without the key at path ``drop`` (e.g. "layers",
+    or "layers", 3, "after"), or wrapped in a JSON list."""
+    rep = json.loads(a.prune_json.read_text())
+    if drop:
+        _delete(*drop)(rep)
+    return _evals_file(tmp, "prune.json", [rep] if wrap else rep)
+
+
+def _model_with(a, tmp: Path, **changes) -> Path:
+    """The full ResNet-56 model file with some of its keys replaced (hand-edited or damaged)."""
+    blob = torch.load(a.full, map_location="cpu", weights_only=True)
+    blob.update(changes)
+    path = tmp / "edited.pt"
+    torch.save(blob, path)
+    return path
+
+
+def _metrics_file(tmp: Path, content) -> Path:
+    path = tmp / "list-metrics.json"
+    path.write_text(json.dumps(content))
+    return path
+
+
+def _add_study(name: str):
+    def mutate(c: dict) -> None:
+        c["studies"][name] = copy.deepcopy(c["studies"]["l1"])
+
+    return mutate
+
+
 CLI_CASES = [
-    # ---- architectures and variants
+    # ---- architectures, methods and settings
     Case("train-unknown-arch", "cli", lambda a, t: _train(a, t, arch="resnet57"),
          r"unknown arch 'resnet57'", r"choose one of .*resnet56"),
     Case("prune-unknown-variant", "cli", lambda a, t: _prune(a, t, "--variant", "C"),
          r"unknown pruned variant resnet56-C", r"known variants: .*resnet56-A"),
     Case("describe-unknown-variant", "cli", lambda a, t: (["describe", "--arch", "vgg16", "--variant", "B"], []),
          r"unknown pruned variant vgg16-B", r"known variants: vgg16-A"),
+    Case("describe-learned-method", "cli", lambda a, t: (["describe", "--arch", "vgg19", "--method", "slimming", "--setting", "0.5"], []),
+         r"slimming learns its architecture from trained weights", r"prune a model and read its prune\.json"),
     Case("scratch-unknown-variant", "cli", lambda a, t: _train(a, t, "--variant", "C", arch="resnet110", arm="scratch-b"),
          r"unknown pruned variant resnet110-C", r"known variants: .*resnet110-B"),
+    Case("prune-unknown-method", "cli", lambda a, t: _prune(a, t, "--method", "nope", "--setting", "A"),
+         r"unknown pruning method 'nope'", r"choose one of .*l1.*slimming"),
+    Case("prune-method-without-setting", "cli", lambda a, t: _prune(a, t, "--method", "l1"),
+         r"--method and --setting go together", r"its variant or ratio"),
+    Case("prune-slimming-on-resnet", "cli", lambda a, t: _prune(a, t, "--method", "slimming", "--setting", "0.5"),
+         r"network slimming prunes vgg, preresnet, densenet models .*not resnet56", r"prunes vgg, preresnet, densenet"),
+    Case("prune-slimming-ratio-above-one", "cli", lambda a, t: _prune(a, t, "--method", "slimming", "--setting", "1.5", model=a.vgg19),
+         r"pruning ratio '1\.5' is not a fraction in \(0, 1\)", r"use e\.g\. 0\.4 for 40 %"),
     # ---- prune ratios and options
     Case("prune-ratio-above-one", "cli", lambda a, t: _prune(a, t, "--ratio", "1.5"),
-         r"--ratio 1\.5 is outside \[0, 1\)", r"give the fraction of filters to remove"),
+         r"pruning ratio '1\.5' is not a fraction in \[0, 1\)", r"use e\.g\. 0\.4 for 40 %"),
     Case("prune-ratio-empties-layer", "cli", lambda a, t: _prune(a, t, "--ratio", "0.99"),
          r"pruning ratio 0\.99 empties layer \S+ \(16 filters\)", r"use a smaller ratio"),
     Case("prune-variant-and-ratio", "cli", lambda a, t: _prune(a, t, "--variant", "A", "--ratio", "0.5"),
-         r"exactly one of --variant .* or --ratio", r"give exactly one"),
-    Case("prune-neither-variant-nor-ratio", "cli", lambda a, t: _prune(a, t),
-         r"exactly one of --variant .* or --ratio", r"give exactly one"),
+         r"give one of --ratio, --variant, or --method with --setting", r"give one of"),
+    Case("prune-variant-and-method", "cli", lambda a, t: _prune(a, t, "--variant", "A", "--method", "slimming"),
+         r"give either --variant .* or --method with --setting, not both", r"not both"),
+    Case("prune-nothing-to-prune", "cli", lambda a, t: _prune(a, t),
+         r"give --method with --setting \(or --variant, or --ratio\)", r"what to prune, and how much"),
     Case("prune-unknown-criterion", "cli", lambda a, t: _prune(a, t, "--variant", "A", "--criterion", "l3"),
-         r"unknown criterion 'l3'", r"choose one of .*l1"),
+         r"unknown pruning method 'l3'", r"choose one of .*l1"),
+    Case("prune-criterion-without-variant", "cli", lambda a, t: _prune(a, t, "--method", "uniform", "--setting", "0.5", "--criterion", "l2"),
+         r"--criterion goes with --variant", r"name the method with --method"),
     # ---- train options
     Case("train-data-missing", "cli", lambda a, t: _train(a, t, data=t / "no-such-data.pt"),
          r"prepared dataset \S*no-such-data\.pt does not exist", r"check the path or rerun"),
@@ -313,12 +399,33 @@ CLI_CASES = [
          r"Invalid value for '--lr': 0(\.0)? is not in the range x>0", CLICK_HINT),
     Case("train-device-gpu", "cli", lambda a, t: _train(a, t, "--device", "gpu"),
          r"unknown device 'gpu'", r"use auto, cpu or cuda"),
+    Case("train-unknown-option", "cli", lambda a, t: _train(a, t, "--option", "widen=2"),
+         r"unknown option 'widen' for resnet20", r"its options are: shortcut, shortcut_grad"),
+    Case("train-bad-option-value", "cli", lambda a, t: _train(a, t, "--option", "shortcut=hourglass"),
+         r"bad value 'hourglass' for option 'shortcut' of resnet20", r"choose one of 'avgpool', 'subsample'"),
+    Case("train-option-without-value", "cli", lambda a, t: _train(a, t, "--option", "novalue"),
+         r"Invalid value for '--option': 'novalue' is not KEY=VALUE", r"e\.g\. shortcut_grad=true; " + CLICK_HINT),
+    Case("train-base-with-method", "cli", lambda a, t: _train(a, t, "--method", "l1", "--setting", "A", arch="resnet56"),
+         r"the base arm trains the full network from scratch", r"drop --method, --setting and --init"),
+    Case("scratch-without-setting", "cli", lambda a, t: _train(a, t, arch="resnet56", arm="scratch-e"),
+         r"the scratch-e arm needs --method and --setting", r"which pruned architecture"),
+    Case("scratch-learned-without-init", "cli", lambda a, t: _train(a, t, "--method", "slimming", "--setting", "0.5", arch="vgg19", arm="scratch-e"),
+         r"slimming learns its architecture: the scratch-e arm needs --init PATH", r"the pruned file"),
+    Case("scratch-learned-init-other-arch", "cli",
+         lambda a, t: _train(a, t, "--method", "slimming", "--setting", "0.5", "--init", str(a.pruned), arch="vgg19", arm="scratch-b"),
+         r"pruned\.pt holds a resnet56 model but vgg19 was asked for", r"pass the matching checkpoint"),
+    Case("finetune-without-init", "cli", lambda a, t: _train(a, t, arch="resnet56", arm="finetune"),
+         r"the finetune arm needs --init PATH", r"prunebench prune --out"),
     Case("finetune-wrong-arch", "cli", lambda a, t: _train(a, t, "--init", str(a.pruned), arch="resnet110", arm="finetune"),
          r"pruned\.pt holds a resnet56 model but resnet110 was asked for", r"pass the matching checkpoint"),
+    Case("finetune-init-other-family", "cli", lambda a, t: _train(a, t, "--init", str(a.vgg19), arch="resnet56", arm="finetune"),
+         r"vgg19\.pt holds a vgg19 model but resnet56 was asked for", r"pass the matching checkpoint"),
     Case("finetune-init-not-a-model", "cli", lambda a, t: _train(a, t, "--init", str(a.data), arch="resnet56", arm="finetune"),
          r"cifar10\.pt is not a prunebench model file", r"rerun the step that makes it"),
     Case("finetune-class-count-mismatch", "cli", lambda a, t: _train(a, t, "--init", str(a.c100), arch="resnet20", arm="finetune"),
          r"c100\.pt has 100 classes but the data has 10", r"use the matching dataset"),
+    Case("finetune-with-sparsity", "cli", lambda a, t: _train(a, t, "--init", str(a.pruned), "--sparsity", "1e-4", arch="resnet56", arm="finetune"),
+         r"--sparsity trains a base model for network slimming", r"drop it for the other arms"),
     # ---- data preparation
     Case("prepare-no-data-no-download", "cli", lambda a, t: _prepare(t, t / "empty-root"),
          r"cifar10 not found \(looked in \S*empty-root/cifar-10-batches-py, .*empty-root/cifar10\*\.tar\.gz\) and download disabled",
@@ -341,9 +448,17 @@ CLI_CASES = [
          r"tarroot/cifar10\.tar\.gz", r"(replace|complete copy)"),
     Case("prepare-unknown-dataset", "cli", lambda a, t: (["prepare", "--dataset", "cifar1000", "--data-root", str(t), "--out", str(t / "p" / "x.pt")], [t / "p" / "x.pt"]),
          r"Invalid value for '--dataset': 'cifar1000' is not one of 'cifar10', 'cifar100'", CLICK_HINT),
-    # ---- checkpoints
+    Case("standin-out-dir-is-a-file", "cli", lambda a, t: (["standin", "--dataset", "cifar10", "--out-dir", str(_blocker(t))], [t / "blocker" / "cifar10-standin.tar.gz"]),
+         r"Invalid value for '--out-dir': Directory \S*blocker' is a file", CLICK_HINT),
+    # ---- model files
     Case("prune-truncated-checkpoint", "cli", lambda a, t: _prune(a, t, "--variant", "A", model=_truncated_checkpoint(a, t)),
          r"model checkpoint \S*truncated\.pt is corrupt or not a torch file", r"delete it and rerun the step that makes it"),
+    Case("prune-already-pruned-model", "cli", lambda a, t: _prune(a, t, "--variant", "A", model=a.pruned),
+         r"pruned\.pt is already pruned \(cfg \[", r"prune the full resnet56 model"),
+    Case("prune-model-options-a-list", "cli", lambda a, t: _prune(a, t, "--variant", "A", model=_model_with(a, t, options=["shortcut", "avgpool"])),
+         r"edited\.pt: options \['shortcut', 'avgpool'\] are not a mapping", r"the file is damaged, rerun its step"),
+    Case("evaluate-model-unknown-option", "cli", lambda a, t: _evaluate(a, t, model=_model_with(a, t, options={"widen": "2"})),
+         r"edited\.pt: unknown option 'widen' for resnet56", r"damaged or from another version, rerun its step"),
     Case("evaluate-non-torch-checkpoint", "cli", lambda a, t: _evaluate(a, t, model=_text_file(t)),
          r"model checkpoint \S*model\.pt is corrupt or not a torch file", r"delete it and rerun the step that makes it"),
     Case("evaluate-cfg-does-not-fit-weights", "cli", lambda a, t: _evaluate(a, t, model=_cfg_mismatch(a, t)),
@@ -360,21 +475,67 @@ CLI_CASES = [
          r"No such option '--varaint'.*'--variant'", r"see 'prunebench prune --help'$"),
     Case("missing-required-option", "cli", lambda a, t: _without(_train(a, t), "--data"),
          r"Missing option '--data'", r"see 'prunebench train --help'$"),
-    # ---- evaluate / table / figure inputs
+    # ---- evaluate inputs
     Case("evaluate-metrics-of-another-run", "cli", lambda a, t: _evaluate(a, t, metrics=_other_run_metrics(t)),
          r"other-metrics\.json describes run .*'seed': 2.* but \S*base\.pt holds .*'seed': 1", r"pass the pair from one run"),
+    Case("evaluate-metrics-a-list", "cli", lambda a, t: _evaluate(a, t, metrics=_metrics_file(t, [BASE_RUN, 10.0])),
+         r"list-metrics\.json is not a metrics\.json", r"pass the one 'prunebench train' wrote"),
     Case("evaluate-metrics-missing", "cli", lambda a, t: _evaluate(a, t, metrics=t / "gone" / "metrics.json"),
          r"missing file \S*gone/metrics\.json", r"run the step that makes it first"),
     Case("evaluate-metrics-incomplete", "cli", lambda a, t: _evaluate(a, t, metrics=_incomplete_metrics(t)),
          r"incomplete-metrics\.json .*macs", r"rerun|re-run"),
     Case("evaluate-zero-test-subset", "cli", lambda a, t: _evaluate(a, t, None, None, "--test-subset", "0"),
          r"Invalid value for '--test-subset': 0 is not in the range x>=1", CLICK_HINT),
+    # ---- table inputs (eval.json)
     Case("table-eval-not-json", "cli", lambda a, t: _table(t, [_bad_json(t)]),
          r"evals/eval\.json is not valid JSON", r"delete it and rerun the step that makes it"),
+    Case("table-eval-a-list", "cli", lambda a, t: _table(t, [_evals_file(t, "eval.json", [BASE_RUN, 93.1])]),
+         r"evals/eval\.json is not an eval\.json \(needs run, accuracy, macs", r"rerun 'prunebench evaluate' for it"),
+    Case("table-eval-lacks-keys", "cli", lambda a, t: _table(t, [_evals_file(t, "eval.json", {"run": BASE_RUN, "accuracy": {"best": 93.1}})]),
+         r"evals/eval\.json is not an eval\.json \(needs run, accuracy, macs", r"rerun 'prunebench evaluate' for it"),
+    Case("table-eval-run-not-a-dict", "cli", lambda a, t: _table(t, [_evals_file(t, "eval.json", {"run": "base", "accuracy": {"best": 1.0}, **COUNTS})]),
+         r"evals/eval\.json is not an eval\.json", r"rerun 'prunebench evaluate' for it"),
     Case("table-eval-without-metric", "cli", lambda a, t: _table(t, [_eval_without_metric(t)]),
          r"has no accuracy\['best'\]", r"re-run its evaluation"),
-    Case("figure-missing-table", "cli", lambda a, t: (["figure", "--table", str(t / "none" / "table1.csv"), "--out", str(t / "fig" / "t.png")], [t / "fig" / "t.png"]),
+    Case("table-eval-unknown-arm", "cli", lambda a, t: _table(t, [_evals_file(t, "eval.json", {"run": {**BASE_RUN, "arm": "scratch-c"}, "accuracy": {"best": 1.0}, **COUNTS})]),
+         r"has arm 'scratch-c'", r"expected one of base, finetune, scratch-e, scratch-b"),
+    Case("table-eval-pruned-arm-without-setting", "cli",
+         lambda a, t: _table(t, [_evals_file(t, "eval.json", {"run": {k: v for k, v in OLD_PRUNED_RUN.items() if k != "variant"}, "accuracy": {"best": 1.0}, **COUNTS})]),
+         r"is a pruned arm without a setting", r"re-run its evaluation"),
+    Case("table-evals-mix-methods", "cli",
+         lambda a, t: _table(t, [_evals_file(t, f"{m}.json", {"run": {**BASE_RUN, "arm": "finetune", "method": m, "setting": s}, "accuracy": {"best": 1.0}, **COUNTS}) for m, s in (("l1", "A"), ("slimming", "0.4"))]),
+         r"the evals of study 'l1' mix pruning methods l1, slimming", r"pass the evals of one study"),
+    Case("table-unwritable-md", "cli",
+         lambda a, t: (lambda b: (_table(t, [_evals_file(t, "eval.json", {"run": BASE_RUN, "accuracy": {"best": 1.0}, **COUNTS})])[0][:-1] + [str(b / "table1.md")],
+                                  [t / "tables" / "table1.csv", b / "table1.md"]))(_blocker(t)),
+         r"cannot write \S*blocker/table1\.md", r"choose a writable output path"),
+    Case("table-duplicate-evals", "cli",
+         lambda a, t: _table(t, [_evals_file(t, f"{i}.json", {"run": BASE_RUN, "accuracy": {"best": 1.0}, **COUNTS}) for i in (1, 2)]),
+         r"two evals for cifar10 ResNet-56 unpruned seed 1", r"keep one of them"),
+    # ---- figure inputs (table CSV)
+    Case("figure-missing-table", "cli", lambda a, t: _figure(t, t / "none" / "table1.csv"),
          r"table \S*none/table1\.csv does not exist", r"run 'prunebench table' first"),
+    Case("figure-table-lacks-columns", "cli", lambda a, t: _figure(t, _csv_file(t, "model,arch,setting\nResNet-56-A,resnet56,A\n")),
+         r"table \S*table1\.csv lacks the columns study, dataset, metric", r"not written by 'prunebench table'; rerun it"),
+    Case("figure-empty-table", "cli", lambda a, t: _figure(t, _csv_file(t, "")),
+         r"table \S*table1\.csv is empty", r"not written by 'prunebench table'; rerun it"),
+    Case("figure-binary-table", "cli", lambda a, t: _figure(t, _csv_file(t, bytes(range(256)) * 8)),
+         r"table \S*table1\.csv (is not a CSV table|lacks the columns)", r"not written by 'prunebench table'; rerun it"),
+    # ---- channels inputs (prune.json)
+    Case("channels-report-lacks-layers", "cli", lambda a, t: _channels(t, [_prune_json(a, t, "layers")]),
+         r"evals/prune\.json is not a prune\.json \(needs run and layers\)", r"rerun 'prunebench prune' for it"),
+    Case("channels-report-not-json", "cli", lambda a, t: _channels(t, [_evals_file(t, "prune.json", "pruned resnet56 by l1 at A\n")]),
+         r"evals/prune\.json is not valid JSON", r"delete it and rerun the step that makes it"),
+    Case("channels-report-a-list", "cli", lambda a, t: _channels(t, [_prune_json(a, t, wrap=True)]),
+         r"evals/prune\.json is not a prune\.json", r"rerun 'prunebench prune' for it"),
+    Case("channels-report-layer-lacks-widths", "cli", lambda a, t: _channels(t, [_prune_json(a, t, "layers", 3, "after")]),
+         r"layer 3 lacks layer/before/after", r"re-run its pruning"),
+    Case("channels-unwritable-png", "cli",
+         lambda a, t: (lambda b: (_channels(t, [a.prune_json])[0][:-1] + [str(b / "channels.png")],
+                                  [t / "channels" / "channels.csv", b / "channels.png"]))(_blocker(t)),
+         r"cannot write \S*blocker/channels\.png", r"choose a writable output path"),
+    Case("channels-report-without-setting", "cli", lambda a, t: _channels(t, [_prune_json(a, t, "run", "setting")]),
+         r"prune report for .* has no setting", r"re-run its pruning"),
 ]  # fmt: skip
 
 CONFIG_HINT = (
@@ -383,9 +544,25 @@ CONFIG_HINT = (
 CONFIG_CASES = [
     Case("config-unknown-top-level-key", "config", _set("epochz", 3), r"unknown key epochz\b", r"known keys there: scale, data_root"),
     Case("config-unknown-nested-key", "config", _set("protocol", "batchsize", 64), r"unknown key protocol\.batchsize\b", r"known keys there: batch_size"),
-    Case("config-unknown-arch", "config", _set("table1", "models", "resnet57", ["A"]), r"table1\.models\b.*'resnet57'", CONFIG_HINT),
+    Case("config-old-table1-key", "config", _set("table1", {"models": {"vgg16": ["A"]}}), r"unknown key table1\b", r"known keys there: .*studies"),
+    Case("config-unknown-study-key", "config", _set("studies", "l1", "variants", ["A"]), r"unknown key studies\.l1\.variants\b", r"known keys there: title, paper, method"),
+    Case("config-unknown-arch", "config", _set("studies", "l1", "models", "cifar10", "resnet57", ["A"]), r"studies\.l1\.models\.cifar10\b.*'resnet57'", CONFIG_HINT),
+    Case("config-arch-without-variants", "config", _set("studies", "l1", "models", "cifar100", {"resnet20": ["A"]}), r"studies\.l1\.models\.cifar100: unknown 'resnet20'", r"choose one of vgg16, resnet56, resnet110"),
+    Case("config-unknown-dataset", "config", _set("studies", "l1", "models", "imagenet", {"vgg16": ["A"]}), r"studies\.l1\.models: unknown 'imagenet'", r"choose one of cifar10, cifar100"),
+    Case("config-unknown-method", "config", _set("studies", "l1", "method", "l3"), r"studies\.l1\.method: unknown 'l3'", r"choose one of l1, .*slimming"),
+    Case("config-unknown-arm", "config", _set("studies", "slimming", "arms", ["finetune", "scratch-c"]), r"studies\.slimming\.arms: unknown 'scratch-c'", r"choose one of finetune, scratch-e, scratch-b"),
+    Case("config-unknown-variant", "config", _set("studies", "l1", "models", "cifar10", "resnet56", ["A", "Q"]), r"studies\.l1\.models\.cifar10\.resnet56\[1\] = 'Q': unknown pruned variant resnet56-Q", r"known variants: .*resnet56-B"),
+    Case("config-slimming-ratio-above-one", "config", _set("studies", "slimming", "models", "cifar10", "vgg19", [1.5]), r"studies\.slimming\.models\.cifar10\.vgg19\[0\] = 1\.5: pruning ratio '1\.5' is not a fraction in \(0, 1\)", r"use e\.g\. 0\.4"),
+    Case("config-slimming-on-resnet", "config", _set("studies", "slimming", "models", "cifar10", "resnet56", [0.5]), r"studies\.slimming\.models\.cifar10\.resnet56\[0\] = 0\.5: network slimming prunes vgg, preresnet, densenet models", r"not resnet56"),
+    Case("config-slimming-without-sparsity", "config", _delete("sparsity", "densenet"), r"slimming trains densenet40 with a sparsity penalty", r"add sparsity\.densenet"),
+    Case("config-unknown-model-option", "config", _set("studies", "l1", "options", {"resnet56": {"widen": "2"}}), r"studies\.l1\.options\.resnet56: unknown option 'widen' for resnet56", r"its options are: shortcut, shortcut_grad"),
+    Case("config-bad-model-option-value", "config", _set("studies", "l1", "options", {"resnet56": {"shortcut": "hourglass"}}), r"studies\.l1\.options\.resnet56: bad value 'hourglass' for option 'shortcut'", r"choose one of 'avgpool', 'subsample'"),
+    Case("config-study-name-with-dash", "config", _add_study("l1-copy"), r"study name 'l1-copy'", r"must be lower-case letters, digits and _"),
+    Case("config-no-studies", "config", _set("studies", {}), r"studies = \{\} is invalid", CONFIG_HINT),
+    Case("config-negative-sparsity", "config", _set("sparsity", "vgg", -1e-4), r"sparsity\.vgg = -0\.0001 is invalid", CONFIG_HINT),
     Case("config-negative-epochs", "config", _set("protocol", "arms", "base", "epochs", -1), r"protocol\.arms\.base\.epochs = -1 is invalid", CONFIG_HINT),
     Case("config-zero-epochs", "config", _set("scales", "smoke", "epochs", "finetune", 0), r"scales\.smoke\.epochs\.finetune = 0 is invalid", CONFIG_HINT),
+    Case("config-zero-finetune-epochs", "config", _set("studies", "slimming", "finetune_epochs", 0), r"studies\.slimming\.finetune_epochs = 0 is invalid", CONFIG_HINT),
     Case("config-milestone-above-one", "config", _set("protocol", "arms", "base", "milestones", [0.5, 1.5]), r"protocol\.arms\.base\.milestones\.1 = 1\.5 is invalid", CONFIG_HINT),
     Case("config-empty-seed-list", "config", _set("scales", "smoke", "seeds", []), r"scales\.smoke\.seeds = \[\] is invalid", CONFIG_HINT),
     Case("config-undefined-scale", "config", _set("scale", "huge"), r"scale 'huge' is not defined under scales", r"choose one of smoke, paper"),
@@ -395,9 +572,10 @@ CONFIG_CASES = [
     Case("config-report-metric-worst", "config", _set("report_metric", "worst"), r"report_metric = 'worst' is invalid", CONFIG_HINT),
     Case("config-bad-bench-model", "config", _set("bench", "models", ["resnet56", "ResNet-56/B"]), r"bench\.models\.1 = 'ResNet-56/B' is invalid", CONFIG_HINT),
     Case("config-missing-required-key", "config", _delete("results"), r"'results' is a required property", r"add it to config\.yaml or pass --config"),
+    Case("config-missing-study-method", "config", _delete("studies", "l1", "method"), r"studies\.l1: 'method' is a required property", r"add it to config\.yaml"),
     Case("config-download-maybe", "config", _set("download", "maybe"), r"download = 'maybe' is invalid", CONFIG_HINT),
     Case("config-missing-nested-key", "config", _delete("protocol", "arms", "scratch-b"), r"protocol\.arms: 'scratch-b' is a required property", r"add it to config\.yaml"),
-    Case("config-empty-variant-list", "config", _set("table1", "models", "vgg16", []), r"table1\.models\.vgg16 = \[\] is invalid", CONFIG_HINT),
+    Case("config-empty-variant-list", "config", _set("studies", "l1", "models", "cifar10", "vgg16", []), r"studies\.l1\.models\.cifar10\.vgg16 = \[\] is invalid", CONFIG_HINT),
     Case("config-unknown-precision", "config", _set("speed", "precision", "fp16"), r"speed\.precision = 'fp16' is invalid", CONFIG_HINT),
 ]  # fmt: skip
 
@@ -405,26 +583,31 @@ CASES = CLI_CASES + CONFIG_CASES
 
 
 def test_the_battery_is_large_and_distinct():
-    assert len(CASES) >= 30, len(CASES)
-    assert len(CLI_CASES) >= 30, len(CLI_CASES)
+    assert len(CLI_CASES) >= 75, len(CLI_CASES)
+    assert len(CONFIG_CASES) >= 35, len(CONFIG_CASES)
     assert len({c.id for c in CASES}) == len(CASES), "duplicate case ids"
 
 
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory, tiny_prepared) -> SimpleNamespace:
-    """Shared, read-only inputs: a random ResNet-56, its pruned -A version (made by the real
-    prune command), its metrics, a 100-class ResNet-20 and the tiny prepared dataset."""
+    """Shared, read-only inputs: a random ResNet-56, its pruned -A version and prune.json (made
+    by the real prune command), its metrics, a 100-class ResNet-20, a VGG-19 and the tiny
+    prepared dataset."""
     work = tmp_path_factory.mktemp("bad_inputs")
     torch.manual_seed(0)
     full = work / "base.pt"
     save_model(full, models.build("resnet56", None, 10), "resnet56", 10, run=dict(BASE_RUN))
     pruned = work / "pruned.pt"
-    main(["prune", "--model", str(full), "--variant", "A", "--out", str(pruned), "--report", str(work / "prune.json")])
-    assert pruned.is_file()
+    prune_json = work / "prune.json"
+    main(["prune", "--model", str(full), "--variant", "A", "--out", str(pruned), "--report", str(prune_json)])
+    assert pruned.is_file() and prune_json.is_file()
     base_metrics = work / "metrics.json"
-    counts = {"macs": 1, "params": 1, "macs_full": 1, "params_full": 1, "epochs": 1}
-    base_metrics.write_text(json.dumps({"run": BASE_RUN, "best_accuracy": 10.0, "final_accuracy": 10.0, **counts}))
+    base_metrics.write_text(
+        json.dumps({"run": BASE_RUN, "best_accuracy": 10.0, "final_accuracy": 10.0, **COUNTS, "epochs": 1})
+    )
+    vgg19 = work / "vgg19.pt"
+    save_model(vgg19, models.build("vgg19", None, 10), "vgg19", 10, run={**BASE_RUN, "arch": "vgg19"})
     c100 = work / "c100.pt"
     save_model(
         c100,
@@ -434,7 +617,14 @@ def assets(tmp_path_factory, tiny_prepared) -> SimpleNamespace:
         run={**BASE_RUN, "dataset": "cifar100", "arch": "resnet20"},
     )
     return SimpleNamespace(
-        work=work, full=full, pruned=pruned, base_metrics=base_metrics, c100=c100, data=tiny_prepared
+        work=work,
+        full=full,
+        pruned=pruned,
+        prune_json=prune_json,
+        base_metrics=base_metrics,
+        c100=c100,
+        vgg19=vgg19,
+        data=tiny_prepared,
     )
 
 
@@ -516,6 +706,54 @@ def test_the_no_log_check_can_fail(assets, tmp_path, caplog):
         ]
     )
     assert any(r.name.startswith("prunebench") and "pruned" in r.getMessage() for r in caplog.records), caplog.records
+
+
+def _main_outcome(argv: list[str], capfd) -> tuple[int, str]:
+    """(exit status, stderr) of ``main(argv)``; an exception escaping it fails the test."""
+    capfd.readouterr()
+    try:
+        main(argv)
+    except SystemExit as e:
+        code = e.code
+    except Exception as e:
+        pytest.fail(f"main() raised {type(e).__name__}: {e}; a user sees a traceback, not one line")
+    else:
+        code = 0
+    return code, capfd.readouterr().err
+
+
+def test_old_format_pruned_eval(assets, tmp_path, capfd, monkeypatch):
+    """An eval.json of a pruned arm from before studies: its run names a "variant" and no
+    method or setting. ``table`` either reads the variant as the setting or refuses in one
+    line; never a traceback, never half its outputs."""
+    monkeypatch.delenv("PRUNEBENCH_DEBUG", raising=False)
+    base = _evals_file(tmp_path, "base.json", {"run": BASE_RUN, "accuracy": {"best": 90.0}, **COUNTS})
+    old = _evals_file(tmp_path, "old.json", {"run": OLD_PRUNED_RUN, "accuracy": {"best": 91.0}, **COUNTS})
+    argv, (csv, md) = _table(tmp_path, [base, old])
+    code, err = _main_outcome(argv, capfd)
+    if code == 0:
+        rows = list(csv_module.DictReader(csv.open()))
+        assert [(r["arch"], r["setting"], r["finetune_n"]) for r in rows] == [("resnet56", "A", "1")], rows
+        assert md.is_file()
+    else:
+        assert len(err.splitlines()) == 1 and err.startswith(PREFIX), err
+        assert not csv.exists() and not md.exists()
+
+
+def test_old_format_prune_report(assets, tmp_path, capfd, monkeypatch):
+    """The same for ``channels`` and a prune.json whose run names a "variant" and no setting."""
+    monkeypatch.delenv("PRUNEBENCH_DEBUG", raising=False)
+    rep = json.loads(assets.prune_json.read_text())
+    rep["run"] = {k: v for k, v in rep["run"].items() if k not in ("method", "setting")} | {"variant": "A"}
+    argv, (csv, png) = _channels(tmp_path, [_evals_file(tmp_path, "prune.json", rep)])
+    code, err = _main_outcome(argv, capfd)
+    if code == 0:
+        rows = list(csv_module.DictReader(csv.open()))
+        assert rows and {r["setting"] for r in rows} == {"A"}, rows
+        assert png.is_file()
+    else:
+        assert len(err.splitlines()) == 1 and err.startswith(PREFIX), err
+        assert not csv.exists() and not png.exists()
 
 
 # --------------------------------------------------------------------------- real subprocesses

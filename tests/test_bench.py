@@ -31,7 +31,7 @@ def learnable(tmp_path_factory):
 
 
 def test_short_run_reaches_same_accuracy_both_ways(learnable):
-    s = B.Settings(learnable, device="cpu", batch_size=32, warmup=1, steps=2, workers=0, acc_epochs=4, threads=1)
+    s = B.Settings(learnable, device="cpu", batch_size=32, warmup=1, steps=2, workers=0, acc_epochs=6, threads=1)
     case = B.Case.parse("resnet20")
     ref = B.run_case(case, "reference", s)
     fast = B.run_case(case, "prunebench", s)

@@ -115,14 +115,14 @@ def test_interrupted_training_job_resumes_from_checkpoint(interrupt, slurm_clust
     data = tmp_path / "data"
     make_tree(data, n_train=26, n_test=8, seed=7)  # 260 train, 80 test random CIFAR-shaped images
     slurm_results, local_results = tmp_path / "slurm", tmp_path / "local"
-    base = _runs(slurm_results) / "resnet56" / "base" / "seed1"
-    finetune = _runs(slurm_results) / "resnet56-A" / "finetune-l1" / "seed1"
+    base = _runs(slurm_results) / "resnet56" / "plain" / "base" / "seed1"
+    finetune = _runs(slurm_results) / "resnet56" / "plain" / "l1-A" / "finetune" / "seed1"
     # A small pipeline: train (interrupted) -> prune -> fine-tune, each evaluated.
     targets = [str(base / "eval.json"), str(finetune / "eval.json")]
 
     # The uninterrupted reference, run locally beside the SLURM run (one core each).
     local_cfg = _config(tmp_path / "local.yaml", local_results, data)
-    runs = ("resnet56/base/seed1", "resnet56-A/finetune-l1/seed1")
+    runs = ("resnet56/plain/base/seed1", "resnet56/plain/l1-A/finetune/seed1")
     local_targets = [str(_runs(local_results) / r / "model.pt") for r in runs]
     local_log = open(tmp_path / "local.log", "w")
     local = subprocess.Popen(

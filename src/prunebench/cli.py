@@ -19,7 +19,7 @@ import torch
 from . import __version__, models
 from .counting import count_macs, count_params, scratch_b_epochs
 from .errors import UserError
-from .io import read_json, write_json
+from .io import read_json, write_json, write_together
 from .pruning import VARIANTS
 from .runs import ARMS, provenance
 from .train import COMPILE_MODES, PRECISIONS
@@ -315,8 +315,8 @@ def channels(reports: tuple[str, ...], csv_path: str, out: str, title: str) -> N
     from .report.channels import channels_table, plot_channels
 
     loaded = [_read_prune_report(p) for p in reports]
-    write_text(csv_path, channels_table(loaded).to_csv(index=False))
-    plot_channels(loaded, out, title)
+    csv = channels_table(loaded).to_csv(index=False)
+    write_together((csv_path, lambda: write_text(csv_path, csv)), (out, lambda: plot_channels(loaded, out, title)))
     log.info("channels -> %s, %s", csv_path, out)
 
 
@@ -361,9 +361,9 @@ def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc
     result["projection"] = B.project_table1(result, {arch: list(v) for arch, v in VARIANTS.items()})
     result["command"] = " ".join(["prunebench", *sys.argv[1:]])
     result["provenance"] = provenance()
-    write_json(out_json, result)
-    write_text(out_md, B.to_markdown(result))
-    click.echo(B.to_markdown(result))
+    markdown = B.to_markdown(result)
+    write_together((out_json, lambda: write_json(out_json, result)), (out_md, lambda: write_text(out_md, markdown)))
+    click.echo(markdown)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -79,6 +79,19 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_together(*writes) -> None:
+    """Run (path, write) pairs; if one fails, remove the files already written: all or none."""
+    done = []
+    try:
+        for path, write in writes:
+            write()
+            done.append(path)
+    except BaseException:
+        for path in done:
+            Path(path).unlink(missing_ok=True)
+        raise
+
+
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)

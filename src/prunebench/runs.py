@@ -26,7 +26,7 @@ from .checkpoints import load_model, save_model
 from .counting import count_macs, count_params, scratch_b_epochs
 from .data import Data
 from .errors import UserError
-from .io import read_json, sha256, write_json
+from .io import read_json, sha256, write_json, write_together
 from .train import Hparams, Schedule, evaluate, fit
 
 log = logging.getLogger("prunebench")
@@ -226,9 +226,10 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
     """Re-evaluate a trained model on the test set; write one table cell's worth of JSON."""
     model, meta = load_model(model_path)
     metrics = read_json(metrics_path)
-    if not isinstance(metrics, dict) or metrics.get("run") != meta.get("run"):
-        got = metrics.get("run") if isinstance(metrics, dict) else type(metrics).__name__
-        raise UserError(f"{metrics_path} describes run {got} but {model_path} holds {meta.get('run')}; pass the pair from one run")
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("run"), dict):
+        raise UserError(f"{metrics_path} is not a metrics.json (a JSON object with a run); pass the one 'prunebench train' wrote")
+    if metrics["run"] != meta.get("run"):
+        raise UserError(f"{metrics_path} describes run {metrics['run']} but {model_path} holds {meta.get('run')}; pass the pair from one run")
     missing = [k for k in METRICS_KEYS if k not in metrics]
     if missing:
         raise UserError(f"{metrics_path} lacks {', '.join(missing)}; it is incomplete or from another version, rerun the training")
@@ -245,19 +246,6 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
     }
     write_json(out, result)
     return result
-
-
-def write_together(*writes) -> None:
-    """Run (path, write) pairs; if one fails, remove the files already written: all or none."""
-    done = []
-    try:
-        for path, write in writes:
-            write()
-            done.append(path)
-    except BaseException:
-        for path in done:
-            Path(path).unlink(missing_ok=True)
-        raise
 
 
 def device_name(device: torch.device) -> str:

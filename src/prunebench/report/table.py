@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError
-from ..io import write_text
+from ..io import write_text, write_together
 
 ARMS = ("unpruned", "finetune", "scratch-e", "scratch-b")
 ARM_LABELS = {"unpruned": "unpruned", "finetune": "fine-tuned", "scratch-e": "Scratch-E", "scratch-b": "Scratch-B"}
@@ -319,6 +319,7 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
 
 
 def write_table(df: pd.DataFrame, csv_path: str | PathLike, md_path: str | PathLike, title: str) -> None:
-    """Write the full table as CSV (for machines) and Markdown (for people), each atomically."""
-    write_text(csv_path, df.to_csv(index=False))
-    write_text(md_path, to_markdown(df, title))
+    """Write the full table as CSV (for machines) and Markdown (for people), each atomically;
+    if the second write fails, the first file is removed."""
+    csv, md = df.to_csv(index=False), to_markdown(df, title)
+    write_together((csv_path, lambda: write_text(csv_path, csv)), (md_path, lambda: write_text(md_path, md)))
