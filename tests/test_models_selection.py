@@ -154,3 +154,14 @@ def test_densenet40_channel_groups():
     assert (groups[0].name, groups[0].bn, groups[0].consumers) == ("dense1.0.select", "dense1.0.bn1", (("dense1.0.conv1.weight", 1),))
     assert (groups[12].name, groups[12].bn, groups[12].width) == ("trans1.select", "trans1.bn1", 168)
     assert (groups[-1].name, groups[-1].bn, groups[-1].width, groups[-1].consumers) == ("select", "bn", 456, (("fc.weight", 1),))
+
+
+def test_channel_selection_keeps_channels_last():
+    """A selection must not turn a channels_last activation into NCHW: every later conv would
+    convert it back (training the pruned PreResNet/DenseNet was 2x slower than the full one)."""
+    sel = ChannelSelection(8, [1, 4, 6])
+    x = torch.randn(2, 8, 5, 5)
+    y = sel(x.to(memory_format=torch.channels_last))
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y, x[:, [1, 4, 6]])
+    assert torch.equal(sel(x), x[:, [1, 4, 6]]) and sel(x).is_contiguous()

@@ -46,7 +46,13 @@ class ChannelSelection(nn.Module):
         return self.width if self.keep is None else len(self.keep)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.keep is None else x.index_select(1, self.index)
+        if self.keep is None:
+            return x
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            # Select in NHWC so the result stays channels_last: a plain index_select returns NCHW,
+            # and every following conv would convert it back (2x slower training, measured on CPU).
+            return x.permute(0, 2, 3, 1).index_select(3, self.index).permute(0, 3, 1, 2)
+        return x.index_select(1, self.index)
 
     def extra_repr(self) -> str:
         return f"{self.width}" if self.keep is None else f"{self.width} -> {len(self.keep)}"
