@@ -1,8 +1,14 @@
-"""Shared fixtures: tiny CIFAR-shaped image trees, their tarballs, and a prepared tiny dataset."""
+"""Shared fixtures (tiny CIFAR-shaped image trees, their tarballs and pickles, a prepared tiny
+dataset) and the one-line error contract the bad-input batteries check."""
 
 from __future__ import annotations
 
+import logging
+import os
 import pickle
+import re
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -156,3 +162,49 @@ def make_tree():
 @pytest.fixture
 def make_tarball():
     return write_tarball
+
+
+def run_failing(main, argv: list[str], case_id: str, capfd, caplog) -> tuple[int, str, list[str]]:
+    """Run the CLI entry point in-process on a bad input: (exit code, stderr, prunebench log
+    records at INFO and above). A traceback or a clean exit fails the test."""
+    capfd.readouterr()  # drop what building the inputs printed
+    caplog.set_level(logging.INFO, logger="prunebench")
+    try:
+        main(argv)
+    except SystemExit as e:
+        code = e.code
+    except Exception as e:  # what python -m prunebench would print as a traceback
+        pytest.fail(f"case {case_id}: main() raised {type(e).__name__}: {e}; a user sees a traceback, not one line")
+    else:
+        pytest.fail(f"case {case_id}: main() returned normally (exit 0) on a bad input")
+    logged = [
+        f"{r.levelname} {r.getMessage()}"
+        for r in caplog.records
+        if r.name.startswith("prunebench") and r.levelno >= logging.INFO
+    ]
+    return code, capfd.readouterr().err, logged
+
+
+def check_error_line(rc, stderr: str, case, logged: list[str] = ()) -> str:
+    """The one-line error contract for a bad-input ``case`` (with ``id``, ``names``, ``hint``
+    regexes): non-zero exit, no traceback, nothing logged first, exactly one stderr line that
+    starts ``prunebench: error:``, names the problem and hints at the fix."""
+    detail = f"case {case.id}: rc={rc}\nstderr:\n{stderr}"
+    assert rc not in (0, None), detail
+    assert "Traceback" not in stderr, detail
+    assert not logged, f"case {case.id} logged before failing (it did work it then threw away): {logged}"
+    lines = stderr.splitlines()
+    assert len(lines) == 1, f"expected exactly one stderr line\n{detail}"
+    line = lines[0]
+    assert line.startswith("prunebench: error: "), detail
+    assert re.search(case.names, line), f"the line does not name the problem ({case.names!r})\n{detail}"
+    assert re.search(case.hint, line), f"the line does not hint at the fix ({case.hint!r})\n{detail}"
+    return line
+
+
+def prunebench_process(argv: list[str], cwd) -> subprocess.CompletedProcess:
+    """``python -m prunebench ARGV`` as a user runs it (no debug tracebacks); prints nothing on stdout."""
+    env = {k: v for k, v in os.environ.items() if k != "PRUNEBENCH_DEBUG"}
+    proc = subprocess.run([sys.executable, "-m", "prunebench", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.stdout == "", proc.stdout
+    return proc

@@ -16,12 +16,9 @@ pickles, a tarball, nothing at all), and JSON files that are empty or not UTF-8 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pickle
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,12 +28,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CLASSES100, write_cifar_pickles, write_image_tree, write_tarball
+from conftest import CLASSES100, check_error_line, prunebench_process, run_failing, write_cifar_pickles, write_image_tree, write_tarball
 from prunebench import models
 from prunebench.checkpoints import save_model
 from prunebench.cli import main
 
-PREFIX = "prunebench: error: "
 PREPARED_HINT = r"make it with 'prunebench prepare'$"
 TORCH_HINT = r"delete it and rerun the step that makes it$"
 PICKLE_HINT = r"replace \S*cifar-100-python with a complete copy"
@@ -298,18 +294,6 @@ def assets(tmp_path_factory, tiny_prepared) -> SimpleNamespace:
     return SimpleNamespace(data=tiny_prepared, model=model, metrics=metrics)
 
 
-def check_error_line(rc, stderr: str, case: Case, logged: list[str] = ()) -> None:
-    detail = f"case {case.id}: rc={rc}\nstderr:\n{stderr}"
-    assert rc not in (0, None), detail
-    assert "Traceback" not in stderr, detail
-    assert not logged, f"case {case.id} logged before failing: {logged}"
-    lines = stderr.splitlines()
-    assert len(lines) == 1, f"expected exactly one stderr line\n{detail}"
-    assert lines[0].startswith(PREFIX), detail
-    assert re.search(case.names, lines[0]), f"the line does not name the problem ({case.names!r})\n{detail}"
-    assert re.search(case.hint, lines[0]), f"the line does not hint at the fix ({case.hint!r})\n{detail}"
-
-
 def check_nothing_left(tmp: Path, outputs: list[Path], case: Case) -> None:
     for out in outputs:
         assert not out.exists(), f"case {case.id} left {out}"
@@ -325,22 +309,7 @@ def check_nothing_left(tmp: Path, outputs: list[Path], case: Case) -> None:
 def test_bad_data(case: Case, assets, tmp_path, capfd, caplog, monkeypatch):
     monkeypatch.delenv("PRUNEBENCH_DEBUG", raising=False)
     argv, outputs = case.make(assets, tmp_path)
-    capfd.readouterr()
-    caplog.set_level(logging.INFO, logger="prunebench")
-    try:
-        main(argv)
-    except SystemExit as e:
-        code = e.code
-    except Exception as e:  # what python -m prunebench would print as a traceback
-        pytest.fail(f"case {case.id}: main() raised {type(e).__name__}: {e}; a user sees a traceback, not one line")
-    else:
-        pytest.fail(f"case {case.id}: main() returned normally (exit 0) on a bad input")
-    err = capfd.readouterr().err
-    logged = [
-        f"{r.levelname} {r.getMessage()}"
-        for r in caplog.records
-        if r.name.startswith("prunebench") and r.levelno >= logging.INFO
-    ]
+    code, err, logged = run_failing(main, argv, case.id, capfd, caplog)
     check_error_line(code, err, case, logged)
     check_nothing_left(tmp_path, outputs, case)
 
@@ -349,11 +318,7 @@ def test_missing_cifar100_in_a_subprocess(assets, tmp_path):
     """The real process: one line, and the lock it took is gone with the folder made for it."""
     case = next(c for c in CASES if c.id == "prepare-cifar100-nothing-no-download")
     argv, outputs = case.make(assets, tmp_path)
-    env = {k: v for k, v in os.environ.items() if k != "PRUNEBENCH_DEBUG"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "prunebench", *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.stdout == "", proc.stdout
+    proc = prunebench_process(argv, tmp_path)
     check_error_line(proc.returncode, proc.stderr, case)
     check_nothing_left(tmp_path, outputs, case)
 

@@ -31,10 +31,7 @@ import gzip
 import io
 import json
 import logging
-import os
 import re
-import subprocess
-import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +42,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import CLASSES10, write_image_tree, write_tarball
+from conftest import CLASSES10, check_error_line, prunebench_process, run_failing, write_image_tree, write_tarball
 from prunebench import models
 from prunebench.checkpoints import save_model
 from prunebench.cli import main
@@ -629,20 +626,6 @@ def assets(tmp_path_factory, tiny_prepared) -> SimpleNamespace:
 
 
 # --------------------------------------------------------------------------- checks
-def check_error_line(rc, stderr: str, case: Case, logged: list[str] = ()) -> str:
-    detail = f"case {case.id}: rc={rc}\nstderr:\n{stderr}"
-    assert rc not in (0, None), detail
-    assert "Traceback" not in stderr, detail
-    assert not logged, f"case {case.id} logged before failing (it did work it then threw away): {logged}"
-    lines = stderr.splitlines()
-    assert len(lines) == 1, f"expected exactly one stderr line\n{detail}"
-    line = lines[0]
-    assert line.startswith(PREFIX), detail
-    assert re.search(case.names, line), f"the line does not name the problem ({case.names!r})\n{detail}"
-    assert re.search(case.hint, line), f"the line does not hint at the fix ({case.hint!r})\n{detail}"
-    return line
-
-
 def check_no_partial_output(outputs: list[Path], case: Case) -> None:
     for out in outputs:
         assert not out.exists(), f"case {case.id} left output {out}"
@@ -668,22 +651,7 @@ def test_bad_input(case: Case, assets, tmp_path, capfd, caplog, monkeypatch):
 
     monkeypatch.delenv("PRUNEBENCH_DEBUG", raising=False)
     argv, outputs = case.make(assets, tmp_path)
-    capfd.readouterr()  # drop what building the inputs printed
-    caplog.set_level(logging.INFO, logger="prunebench")
-    try:
-        main(argv)
-    except SystemExit as e:
-        code = e.code
-    except Exception as e:  # what python -m prunebench would print as a traceback
-        pytest.fail(f"case {case.id}: main() raised {type(e).__name__}: {e}; a user sees a traceback, not one line")
-    else:
-        pytest.fail(f"case {case.id}: main() returned normally (exit 0) on a bad input")
-    err = capfd.readouterr().err
-    logged = [
-        f"{r.levelname} {r.getMessage()}"
-        for r in caplog.records
-        if r.name.startswith("prunebench") and r.levelno >= logging.INFO
-    ]
+    code, err, logged = run_failing(main, argv, case.id, capfd, caplog)
     check_error_line(code, err, case, logged)
     check_no_partial_output(outputs, case)
 
@@ -765,10 +733,6 @@ def test_bad_input_in_a_subprocess(case_id: str, assets, tmp_path):
     """The same contract through ``python -m prunebench``: real logging, real exit status."""
     case = next(c for c in CASES if c.id == case_id)
     argv, outputs = case.make(assets, tmp_path)
-    env = {k: v for k, v in os.environ.items() if k != "PRUNEBENCH_DEBUG"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "prunebench", *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.stdout == "", proc.stdout
+    proc = prunebench_process(argv, tmp_path)
     check_error_line(proc.returncode, proc.stderr, case)
     check_no_partial_output(outputs, case)

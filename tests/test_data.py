@@ -82,12 +82,15 @@ def test_prepare_finds_dataset_subfolder(tmp_path, make_tree):
     assert np.array_equal(blob["test_x"][3].numpy(), written["test"][3][1])
 
 
-def test_cifar100_tarball_is_not_taken_for_cifar10(tmp_path, make_tree, make_tarball):
+@pytest.mark.parametrize(
+    "tarball, dataset", [("cifar100.tar.gz", "cifar10"), ("cifar10-jpeg.tar.gz", "cifar100")]
+)
+def test_a_tarball_of_the_other_cifar_is_never_taken(tmp_path, make_tree, make_tarball, tarball, dataset):
     make_tree(tmp_path / "tree", n_train=1, n_test=1)
     (tmp_path / "root").mkdir()
-    make_tarball(tmp_path / "tree", tmp_path / "root" / "cifar100.tar.gz")
-    with pytest.raises(UserError, match="cifar10 not found"):
-        prepare("cifar10", tmp_path / "root", tmp_path / "out.pt", download=False)
+    make_tarball(tmp_path / "tree", tmp_path / "root" / tarball)
+    with pytest.raises(UserError, match=f"{dataset} not found"):
+        prepare(dataset, tmp_path / "root", tmp_path / "out.pt", download=False)
 
 
 def test_missing_dataset_without_download(tmp_path):
@@ -227,14 +230,6 @@ def test_tarball_names(tmp_path):
         "cifar10-standin.tar.gz",
     ]  # fmt: skip
     assert got["cifar100"] == ["cifar100.tar.gz", "cifar100-jpeg.tar.gz", "cifar100_png.tar.gz", "cifar100-standin.tar.gz"]
-
-
-def test_cifar10_tarball_is_not_taken_for_cifar100(tmp_path, make_tree, make_tarball):
-    make_tree(tmp_path / "tree", n_train=1, n_test=1)
-    (tmp_path / "root").mkdir()
-    make_tarball(tmp_path / "tree", tmp_path / "root" / "cifar10-jpeg.tar.gz")
-    with pytest.raises(UserError, match="cifar100 not found"):
-        prepare("cifar100", tmp_path / "root", tmp_path / "out.pt", download=False)
 
 
 def test_missing_cifar100_without_download(tmp_path):
