@@ -202,3 +202,12 @@ def test_sparsity_only_on_the_base_arm(vgg_chain, tiny_prepared, tmp_path):
         with pytest.raises(UserError, match="--sparsity trains a base model"):
             run(spec, tiny_prepared, tmp_path / spec.arm, hparams={**HP, "sparsity": 1e-4})
         assert not (tmp_path / spec.arm / "model.pt").exists()
+
+
+def test_scratch_refuses_a_pruned_file_of_another_setting(vgg_chain, tiny_prepared, tmp_path):
+    """The learned cfg must be the one the run's path names: slimming at 0.5, not at 0.7."""
+    root, _, _ = vgg_chain
+    spec = RunSpec("vgg19", "scratch-e", method="slimming", setting="0.7", init=str(root / "pruned.pt"))
+    with pytest.raises(UserError, match="was pruned by slimming at 0.5, not slimming at 0.7"):
+        run(spec, tiny_prepared, tmp_path / "se")
+    assert not (tmp_path / "se" / "model.pt").exists()

@@ -102,6 +102,12 @@ def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, di
     elif methods.get(spec.method).learned:
         # The learned architecture (cfg with channel selections) and its options, fresh weights.
         _, meta = _pruned_file(spec.init, spec.arch, num_classes)
+        source = meta.get("run", {})
+        if (source.get("method"), source.get("setting")) != (spec.method, spec.setting):
+            raise UserError(
+                f"{spec.init} was pruned by {source.get('method')} at {source.get('setting')}, not {spec.method} at"
+                f" {spec.setting}; pass the pruned file of this method and setting"
+            )
         cfg, options = meta["cfg"], meta["options"]
         inputs["architecture"] = {"path": spec.init, "sha256": sha256(spec.init)}
     else:
