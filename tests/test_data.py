@@ -16,8 +16,10 @@ from torchvision import transforms
 from torchvision.transforms import functional as TF
 
 from prunebench import data as D
+from prunebench import datasets
 from conftest import CLASSES100
-from prunebench.data import MEAN, STD, Data, TrainBatches, epoch_generator, make_standin, prepare
+from prunebench.data import MEAN, STD, Data, TrainBatches, epoch_generator
+from prunebench.datasets import make_standin, prepare
 from prunebench.errors import UserError
 from prunebench.io import exclusive_lock, save_torch
 
@@ -223,7 +225,7 @@ def test_tarball_names(tmp_path):
     for n in names:
         (tmp_path / n).write_bytes(b"")
     (tmp_path / "cifar10-dir.tar.gz").mkdir()
-    got = {ds: [p.name for p in D._tarballs(ds, tmp_path)] for ds in ("cifar10", "cifar100")}
+    got = {ds: [p.name for p in datasets._tarballs(ds, tmp_path)] for ds in ("cifar10", "cifar100")}
     # the plain name first, stand-ins last
     assert got["cifar10"] == [
         "cifar10.tar.gz", "cifar10-jpeg.tar.gz", "cifar10.v2.tar.gz", "cifar10_x.tar.gz", "cifar10jpeg.tar.gz",

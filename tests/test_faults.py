@@ -265,7 +265,7 @@ def test_sigkill_at_random_points_then_rerun_matches_an_uninterrupted_run(tmp_pa
 
 # --------------------------------------------------------------------------- concurrent prepare
 def test_eight_concurrent_prepares_of_one_output_agree_with_a_single_one(tmp_path):
-    from prunebench.data import prepare
+    from prunebench.datasets import prepare
 
     tree = tmp_path / "tree"
     write_image_tree(tree, seed=7)

@@ -342,7 +342,7 @@ def project_table1(result: dict, table_models: dict[str, list[str]], seeds: int 
 
 def to_markdown(result: dict) -> str:
     lines = [
-        f"# Training speed: prunebench vs the reference-style loop",
+        "# Training speed: prunebench vs the reference-style loop",
         "",
         f"Device: **{result['device']}**. Batch {result['settings']['batch_size']}, "
         f"{result['settings']['steps']} timed steps after {result['settings']['warmup']} warm-up steps; "

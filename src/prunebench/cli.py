@@ -85,7 +85,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def prepare(dataset: str, data_root: str, out: str, download: bool) -> None:
     """Find DATASET under --data-root (torchvision files, train/ and test/ class folders, or a
     *.tar.gz of them; else download) and decode it once into --out."""
-    from .data import prepare as prepare_data
+    from .datasets import prepare as prepare_data
 
     summary = prepare_data(dataset, data_root, out, download)
     log.info("prepared %s from %s: %d train, %d test images -> %s", dataset, summary["source"], summary["train_x"], summary["test_x"], out)
@@ -101,7 +101,7 @@ def standin(dataset: str, out_dir: str, train_per_class: int, test_per_class: in
     """Write a small synthetic stand-in for DATASET (random images, marked as synthetic) so the
     pipeline can run where the real data cannot be had. Its accuracies mean nothing; tables
     built from it say so."""
-    from .data import make_standin
+    from .datasets import make_standin
 
     path = make_standin(dataset, out_dir, train_per_class, test_per_class)
     log.info("synthetic stand-in for %s -> %s (never report its accuracies)", dataset, path)
@@ -146,7 +146,7 @@ def _architecture(arch: str, method: str | None, setting: str | None, num_classe
 def describe(arch: str, variant: str | None, method: str | None, setting: str | None, options: dict, dataset: str, budget_epochs: int) -> None:
     """Print JSON describing an architecture (cfg, MACs, params, full-network counts, Scratch-B
     epochs) without training anything."""
-    from .data import DATASETS
+    from .datasets import DATASETS
 
     models.check_arch(arch)
     method, setting = _method_setting(method, setting, variant)

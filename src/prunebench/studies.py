@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from . import methods, models
-from .data import DATASETS
+from .datasets import DATASETS
 from .errors import UserError
 
 
