@@ -12,20 +12,16 @@ import time
 import numpy as np
 import pytest
 import torch
-from torchvision import transforms
 
 from prunebench import data as D
 from prunebench import datasets
 from conftest import CLASSES100
-from prunebench.data import MEAN, STD, Data
+from prunebench.data import Data
 from prunebench.datasets import make_standin, prepare
 from prunebench.errors import UserError
 from prunebench.io import exclusive_lock, save_torch
 
 CPU = torch.device("cpu")
-REFERENCE = transforms.Compose(
-    [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize(MEAN, STD)]
-)
 
 
 def load(path):
