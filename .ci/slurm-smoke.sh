@@ -58,14 +58,14 @@ download: false
 EOF
 SMK=(snakemake --cores 8 --profile slurm --profile .ci/slurm-profile --configfile "$OUT/slurm/run.yaml")
 
-"${SMK[@]}" -n table1 >"$OUT/slurm/dryrun.log" 2>&1 || { cat "$OUT/slurm/dryrun.log"; die "dry run failed"; }
+"${SMK[@]}" -n -- table1 >"$OUT/slurm/dryrun.log" 2>&1 || { cat "$OUT/slurm/dryrun.log"; die "dry run failed"; }
 total=$(sed -n 's/^total *\([0-9]*\)$/\1/p' "$OUT/slurm/dryrun.log" | head -1)
 say "the DAG has ${total:-?} jobs"
 
 say "running the smoke Table 1 (target table1) through SLURM (limit ${LIMIT}s): ${SMK[*]}"
 t_run=$(date +%s)
 set +e
-timeout -k 30 "$LIMIT" "${SMK[@]}" table1 >"$OUT/slurm/snakemake.log" 2>&1
+timeout -k 30 "$LIMIT" "${SMK[@]}" -- table1 >"$OUT/slurm/snakemake.log" 2>&1
 rc=$?
 set -e
 run_s=$(( $(date +%s) - t_run ))
