@@ -21,19 +21,9 @@ REFERENCE = transforms.Compose(
 )
 
 
-def load(path):
-    return torch.load(path, weights_only=True)
-
-
-def assert_same_prepared(a: dict, b: dict):
-    assert a["classes"] == b["classes"]
-    for k in ("train_x", "train_y", "test_x", "test_y"):
-        assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
-
-
 # --------------------------------------------------------------------------- Data and subsets
 def test_data_full(tiny_prepared):
-    blob = load(tiny_prepared)
+    blob = torch.load(tiny_prepared, weights_only=True)
     d = Data(tiny_prepared)
     assert d.dataset == "cifar10" and d.num_classes == 10
     assert torch.equal(d.train_x, blob["train_x"]) and torch.equal(d.test_y, blob["test_y"])
@@ -42,7 +32,7 @@ def test_data_full(tiny_prepared):
 
 
 def test_data_subsets_are_deterministic(tiny_prepared):
-    blob = load(tiny_prepared)
+    blob = torch.load(tiny_prepared, weights_only=True)
     a = Data(tiny_prepared, train_subset=20, test_subset=7)
     b = Data(tiny_prepared, train_subset=20, test_subset=7)
     assert a.train_x.shape == (20, 32, 32, 3) and a.test_x.shape == (7, 32, 32, 3)
