@@ -12,7 +12,7 @@ from torch import nn
 
 from .. import models
 from ..errors import UserError
-from ..pruning import CRITERIA, VARIANTS, layer_ratios, select_filters, variant_cfg, variant_spec
+from ..pruning import CRITERIA, VARIANTS, kept_count, layer_ratios, select_filters, variant_cfg, variant_spec
 from . import Method, Pruned, register
 
 
@@ -60,13 +60,13 @@ def _uniform_prune(model: nn.Module, arch: str, setting: str, seed: int) -> Prun
 
 
 def _uniform_cfg(arch: str, setting: str) -> list:
-    from ..pruning import kept_count
-
+    """The same ratios as ``_uniform_prune``, as widths: the architecture needs no weights."""
     cfg = models.default_cfg(arch)
     groups = models.build(arch, cfg).channel_groups()
+    ratios = _uniform_ratios(arch, setting, groups)
     for g in groups:
-        if not g.selection:
-            cfg[g.cfg_index] = kept_count(g, parse_ratio(setting))
+        if g.name in ratios:
+            cfg[g.cfg_index] = kept_count(g, ratios[g.name])
     return cfg
 
 
