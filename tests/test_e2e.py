@@ -72,7 +72,7 @@ def study(tmp_path_factory) -> dict:
     proc = snakemake("--cores", "2", "all", *args, cwd=work)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     runs = results / "runs" / "smoke" / "cifar10"
-    return {"work": work, "results": results, "runs": runs, "args": args, "proc": proc}
+    return {"work": work, "results": results, "runs": runs, "args": args, "proc": proc, "config": config}
 
 
 def read_table(study, name="l1") -> list[dict]:
@@ -143,9 +143,11 @@ def test_every_run_has_per_epoch_history(study):
         assert m["epochs"] >= 1 and len(m["history"]) == m["epochs"], path
         for h in m["history"]:
             assert h["lr"] > 0 and h["time"] >= 0, (path, h)
-        # the override reached the jobs: whole tiny dataset, one epoch (Scratch-B: its budget)
+        # the override reached the jobs: whole tiny dataset, one epoch (Scratch-B: its budget,
+        # at most the smoke scale's max_epochs)
         assert m["data"] == {"train_images": 10 * N_TRAIN, "test_images": 10 * N_TEST, "standin": False}, path
-        expected = scratch_b_epochs(1, m["macs_full"], m["macs"]) if m["run"]["arm"] == "scratch-b" else 1
+        cap = study["config"]["scales"]["smoke"]["max_epochs"]
+        expected = min(scratch_b_epochs(1, m["macs_full"], m["macs"]), cap) if m["run"]["arm"] == "scratch-b" else 1
         assert m["epochs"] == expected, path
 
 

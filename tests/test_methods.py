@@ -178,8 +178,11 @@ def test_slimming_refuses_archs_without_bn_groups():
 SPARSITY = {"vgg": 1e-4, "preresnet": 1e-5, "densenet": 1e-5}
 
 
+PROTOCOL = {"arms": {arm: {"epochs": 1, "lr": 0.1, "milestones": []} for arm in ("base", "finetune", "scratch-e", "scratch-b")}}
+
+
 def config(study: dict, name: str = "s", sparsity: dict | None = None) -> dict:
-    return {"studies": {name: study}, "sparsity": SPARSITY if sparsity is None else sparsity}
+    return {"studies": {name: study}, "sparsity": SPARSITY if sparsity is None else sparsity, "protocol": PROTOCOL, "scale": "smoke", "scales": {"smoke": {}}}
 
 
 def check_error(cfg: dict, *needles: str) -> str:
@@ -221,7 +224,10 @@ def test_config_missing_sparsity_family():
     check_error(config(study, sparsity={"vgg": 1e-4}), "sparsity.densenet", "densenet40")
     check(config(study, sparsity={"densenet": 1e-5}))
     # a plain-base method needs no sparsity at all
-    check(config({"method": "uniform", "models": {"cifar10": {"densenet40": [0.4]}}}, sparsity={}))
+    check(config({"method": "uniform", "models": {"cifar10": {"preresnet164": [0.4]}}}, sparsity={}))
+    # uniform removes filters: DenseNet-40 has only selection groups, DenseNet-BC-100 none at all
+    for arch in ("densenet40", "densenetbc100"):
+        check_error(config({"method": "uniform", "models": {"cifar10": {arch: [0.4]}}}), f"{arch} has none", "magnitude")
 
 
 def test_base_tag_round_trip():
@@ -229,9 +235,13 @@ def test_base_tag_round_trip():
     t2 = base_tag("l1", "resnet56", {"shortcut_grad": True}, {})
     assert t1 == "sparsity0.0001"
     assert t2 == "plain+shortcut_grad=true"
-    assert parse_tag(t1) == (1e-4, {})
-    assert parse_tag(t2) == (0.0, {"shortcut_grad": True})
+    assert parse_tag(t1) == (1e-4, {}, None)
+    assert parse_tag(t2) == (0.0, {"shortcut_grad": True}, None)
     # default-valued options leave the tag alone; non-default strings appear as they are
     assert base_tag("l1", "resnet56", {"shortcut_grad": False, "shortcut": "avgpool"}, {}) == "plain"
     t3 = base_tag("slimming", "vgg19", {"head": "li"}, {"vgg": 1e-4})
-    assert t3 == "sparsity0.0001+head=li" and parse_tag(t3) == (1e-4, {"head": "li"})
+    assert t3 == "sparsity0.0001+head=li" and parse_tag(t3) == (1e-4, {"head": "li"}, None)
+    # a named protocol comes right after the head, and is no model option
+    t4 = base_tag("sfp", "resnet56", {"shortcut": "subsample"}, {}, "sfp")
+    assert t4 == "plain+protocol=sfp+shortcut=subsample"
+    assert parse_tag(t4) == (0.0, {"shortcut": "subsample"}, "sfp")

@@ -23,7 +23,7 @@ ALL_ARCHS = ("vgg16", "vgg19", "resnet20", "resnet32", "resnet56", "resnet110", 
 
 # --------------------------------------------------------------------------- registry
 def test_registry_lists_every_arch():
-    assert set(models.ARCHS) == set(ALL_ARCHS)
+    assert set(models.ARCHS) == set(ALL_ARCHS) | {"preresnet110", "densenetbc100"}  # those two: test_models_weightlevel.py
 
 
 def test_unknown_arch_is_a_user_error():
@@ -123,25 +123,27 @@ def test_resnet_pruned_cfg_changes_only_first_conv_of_each_block():
 
 # --------------------------------------------------------------------------- options
 def test_default_options():
-    assert models.default_options("resnet56") == {"shortcut": "avgpool", "shortcut_grad": False}
+    assert models.default_options("resnet56") == {"shortcut": "avgpool", "shortcut_grad": False, "fc_init": "default", "dead_offsets": False}
     assert models.default_options("vgg16") == {"head": "li", "head_bn_init": "uniform"}
-    assert models.default_options("vgg19") == {"head": "linear", "head_bn_init": "uniform"}
-    assert models.default_options("preresnet164") == {} == models.default_options("densenet40")
+    assert models.default_options("vgg19") == {"head": "linear", "head_bn_init": "uniform", "source": "slimming"}
+    assert models.default_options("preresnet164") == {}
+    assert models.default_options("densenet40") == {"source": "slimming"}
     for arch in ALL_ARCHS:  # plain JSON values: they are saved in checkpoints and configs
         assert json.loads(json.dumps(models.default_options(arch))) == models.default_options(arch)
 
 
 def test_check_options_fills_defaults():
-    assert models.check_options("resnet20", {"shortcut": "subsample"}) == {"shortcut": "subsample", "shortcut_grad": False}
-    assert models.check_options("vgg19", {"head": "li"}) == {"head": "li", "head_bn_init": "uniform"}
-    assert models.check_options("densenet40", {}) == {}
+    assert models.check_options("resnet20", {"shortcut": "subsample"}) == {"shortcut": "subsample", "shortcut_grad": False, "fc_init": "default", "dead_offsets": False}
+    assert models.check_options("vgg19", {"head": "li"}) == {"head": "li", "head_bn_init": "uniform", "source": "slimming"}
+    assert models.check_options("densenet40", {}) == {"source": "slimming"}
 
 
 @pytest.mark.parametrize(
     "arch, options, message",
     [
         ("resnet20", {"head": "li"}, "unknown option 'head' for resnet20; its options are: shortcut, shortcut_grad"),
-        ("densenet40", {"shortcut": "avgpool"}, "unknown option 'shortcut' for densenet40; its options are: none"),
+        ("preresnet164", {"shortcut": "avgpool"}, "unknown option 'shortcut' for preresnet164; its options are: none"),
+        ("densenet40", {"shortcut": "avgpool"}, "unknown option 'shortcut' for densenet40; its options are: source"),
         ("resnet20", {"shortcut": "conv"}, "bad value 'conv' for option 'shortcut' of resnet20; choose one of 'avgpool', 'subsample'"),
         ("resnet56", {"shortcut_grad": 1}, "bad value 1 for option 'shortcut_grad' of resnet56; choose one of False, True"),
         ("resnet56", {"shortcut_grad": "true"}, "bad value 'true' for option 'shortcut_grad'"),

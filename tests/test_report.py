@@ -251,7 +251,7 @@ def test_standin_is_visible_in_markdown(slim_evals, tmp_path):
     assert text.startswith("# Slimming (smoke)\n\n> **Warning: CIFAR-100 runs used a synthetic stand-in dataset**")
     assert "| VGG-19 (50%) | CIFAR-100 (synthetic stand-in) | 1 |" in text
     assert "| VGG-19 (70%) | CIFAR-10 | 2 |" in text
-    assert "global prune ratio" in text
+    assert "prune ratio: the share of channels" in text
     back = read_table(tmp_path / "s.csv")
     assert list(back["standin"]) == [False, False, True] and list(back["setting"]) == ["0.4", "0.7", "0.5"]
 

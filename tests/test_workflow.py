@@ -24,14 +24,26 @@ TABLE_RULES = {"make_table": 1, "plot_table": 1, "plot_channels": 1}
 SMOKE_STUDY = {
     "l1": {"prepare_data": 1, "train_base": 3, "prune": 5, "finetune": 5, "scratch": 10, "evaluate": 18, **TABLE_RULES, "l1": 1},
     "slimming": {"prepare_data": 2, "train_base": 6, "prune": 10, "finetune": 10, "scratch": 20, "evaluate": 36, **TABLE_RULES, "slimming": 1},
+    # 8 (dataset, model) pairs, smoke runs each sweep's first and last ratio (max_settings: 2)
+    "unstructured": {"prepare_data": 2, "train_base": 8, "prune": 16, "finetune": 16, "scratch": 32, "evaluate": 56, **TABLE_RULES, "unstructured": 1},
+    "sfp": {"prepare_data": 1, "train_base": 4, "train_soft": 4, "prune": 4, "scratch": 8, "evaluate": 16, **TABLE_RULES, "sfp": 1},
 }
-SMOKE = {
-    "prepare_data": 2, "train_base": 9, "prune": 15, "finetune": 15, "scratch": 30, "evaluate": 54,
-    "make_table": 2, "plot_table": 2, "plot_channels": 2, "all": 1,
+# The paper scale runs 5 seeds and all 6 ratios of the unstructured sweep (3x its smoke rows).
+PAPER_STUDY = {
+    name: {k: v * 5 * (3 if name == "unstructured" and k in ("prune", "finetune", "scratch") else 1) if k in {"train_base", "train_soft", "prune", "finetune", "scratch", "evaluate"} else v for k, v in counts.items()}
+    for name, counts in SMOKE_STUDY.items()
 }  # fmt: skip
-PER_SEED_RULES = {"train_base", "prune", "finetune", "scratch", "evaluate"}
-PAPER = {k: v * 5 if k in PER_SEED_RULES else v for k, v in SMOKE.items()}
-TRAIN_RULES = {"train_base", "finetune", "scratch"}
+PAPER_STUDY["unstructured"]["evaluate"] = 5 * (8 + 3 * 48)
+SMOKE = {
+    "prepare_data": 2, "train_base": 21, "train_soft": 4, "prune": 35, "finetune": 31, "scratch": 70, "evaluate": 126,
+    "make_table": 4, "plot_table": 4, "plot_channels": 4, "all": 1,
+}  # fmt: skip
+PAPER = {
+    "prepare_data": 2, "train_base": 105, "train_soft": 20, "prune": 335, "finetune": 315, "scratch": 670, "evaluate": 1110,
+    "make_table": 4, "plot_table": 4, "plot_channels": 4, "all": 1,
+}  # fmt: skip
+PER_SEED_RULES = {"train_base", "train_soft", "prune", "finetune", "scratch", "evaluate"}
+TRAIN_RULES = {"train_base", "train_soft", "finetune", "scratch"}
 RUNS = Path("runs") / "smoke" / "cifar10"
 
 
@@ -121,20 +133,23 @@ def slurm_dry_run(tmp_path_factory) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- DAG shape
 def test_smoke_dag(smoke_stats):
     assert smoke_stats == SMOKE
-    assert sum(smoke_stats.values()) == 132
+    assert sum(smoke_stats.values()) == 302
 
 
 def test_paper_dag(paper_stats):
     assert paper_stats == PAPER
-    assert sum(paper_stats.values()) == 624
+    assert sum(paper_stats.values()) == 2570
 
 
-def test_scale_changes_only_the_seed_count(smoke_stats, paper_stats):
+def test_scale_changes_seeds_and_sweep_points_only(smoke_stats, paper_stats):
+    """Same rules at both scales; per seed the counts grow by the seeds (and the sweep's points)."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    factor = len(config["scales"]["paper"]["seeds"]) // len(config["scales"]["smoke"]["seeds"])
+    assert len(config["scales"]["paper"]["seeds"]) == 5 and len(config["scales"]["smoke"]["seeds"]) == 1
+    assert config["scales"]["paper"].get("max_settings") is None
     assert set(smoke_stats) == set(paper_stats)
-    for rule, n in smoke_stats.items():
-        assert paper_stats[rule] == (n * factor if rule in PER_SEED_RULES else n), rule
+    for name in SMOKE_STUDY:
+        for rule, n in SMOKE_STUDY[name].items():
+            assert PAPER_STUDY[name][rule] >= n, (name, rule)
 
 
 @pytest.mark.parametrize("study", sorted(SMOKE_STUDY))
@@ -144,8 +159,7 @@ def test_each_study_is_a_target_of_its_own(results, study):
 
 @pytest.mark.parametrize("study", sorted(SMOKE_STUDY))
 def test_each_study_at_paper_scale(results, study):
-    expected = {k: v * 5 if k in PER_SEED_RULES else v for k, v in SMOKE_STUDY[study].items()}
-    assert dry_run("--config", "scale=paper", f"results={results}", targets=(study,)) == expected
+    assert dry_run("--config", "scale=paper", f"results={results}", targets=(study,)) == PAPER_STUDY[study]
 
 
 def test_table1_is_the_l1_study(results):
@@ -216,6 +230,45 @@ def test_slimming_base_trains_with_its_family_sparsity(results):
     assert re.search(r"--arch densenet40 .*--sparsity 1e-05 ", proc.stdout)
 
 
+def test_sfp_runs_soft_then_prunes_its_zero_pattern(results):
+    """SFP: the soft run trains from scratch (no base needed); prune reads it; scratch reads prune."""
+    run = results / RUNS / "resnet56" / "plain+protocol=sfp+fc_init=kaiming+shortcut=subsample+shortcut_grad=true" / "sfp-0.7"
+    assert dry_run("--config", f"results={results}", targets=(run / "soft" / "seed1" / "model.pt",)) == {"prepare_data": 1, "train_soft": 1}
+    stats = dry_run("--config", f"results={results}", targets=(run / "scratch-b" / "seed1" / "model.pt",))
+    assert stats == {"prepare_data": 1, "train_soft": 1, "prune": 1, "scratch": 1}
+
+
+def test_sfp_trains_with_its_own_protocol(results):
+    proc = snakemake("-n", "-p", "--config", "scale=paper", f"results={results}", "--", "sfp")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for arm, epochs in (("base", 200), ("soft", 200), ("scratch-e", 200), ("scratch-b", 200)):
+        line = next(ln for ln in proc.stdout.splitlines() if f"--arm {arm} " in ln and "--arch resnet110" in ln)
+        assert f"--epochs {epochs} --lr 0.1 --milestones '0.3,0.6,0.8' --gamma 0.2 --batch-size 128" in line, line
+        assert "--weight-decay 0.0005 --nesterov --normalisation sfp --warmup-epochs 1 --warmup-lr 0.01" in line, line
+        assert "--max-epochs" not in line
+    assert "/resnet110/plain+protocol=sfp+fc_init=kaiming+shortcut=subsample+shortcut_grad=true/base/seed5/" in proc.stdout
+    # The L1 study's bases are other runs: the default protocol, no Nesterov.
+    l1 = snakemake("-n", "-p", "--config", f"results={results}", "--", "l1")
+    assert "--no-nesterov --normalisation rethinking --warmup-epochs 0" in l1.stdout
+
+
+def test_unstructured_scratch_arms_need_the_masks(results):
+    target = results / RUNS / "preresnet110" / "plain" / "magnitude-0.95" / "scratch-e" / "seed1" / "model.pt"
+    assert dry_run("--config", f"results={results}", targets=(target,)) == {"prepare_data": 1, "train_base": 1, "prune": 1, "scratch": 1}
+
+
+def test_reference_scratch_b_budget_is_a_run_of_its_own(tmp_path, results):
+    """Also: the smoke scale caps Scratch-B's epochs and runs a sweep's first and last ratio."""
+    extra = _overlay(tmp_path, "studies:\n  unstructured:\n    scratch_b_budget: before-mask\n")
+    proc = snakemake("-n", "-p", "--configfile", extra, "--config", f"results={results}", "--", "unstructured")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "/magnitude-0.3/scratch-b-beforemask/seed1/model.pt" in proc.stdout
+    assert "--arm scratch-b " in proc.stdout and "--scratch-b-budget before-mask" in proc.stdout
+    assert "/magnitude-0.3/scratch-b/" not in proc.stdout
+    assert "--max-epochs 2" in proc.stdout
+    assert "magnitude-0.95/" in proc.stdout and "magnitude-0.7/" not in proc.stdout
+
+
 def test_lint():
     proc = snakemake("--lint")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -258,6 +311,9 @@ def test_bad_config_value(results, override, needles):
         ("studies: {l1: {options: {resnet56: {shortcut: hourglass}}}}", ("studies.l1.options.resnet56", "hourglass", "avgpool")),
         ("studies: {l1: {options: {resnet56: {widen: 2}}}}", ("studies.l1.options.resnet56", "widen")),
         ("studies: {Table-2: {method: l1, models: {cifar10: {vgg16: [A]}}}}", ("Table-2",)),
+        # the masked studies' keys (more cases run in-process in test_bad_inputs.py)
+        ("studies: {sfp: {protocol: sgdr}}", ("studies.sfp.protocol", "sgdr", "sfp")),
+        ("studies: {s2: {method: sfp, models: {cifar10: {resnet20: [0.7]}}}}", ("studies.s2", "protocol.arms.soft")),
     ],
 )
 def test_bad_study_is_caught_before_any_job(tmp_path, results, text, needles):
@@ -287,7 +343,7 @@ def test_profile_uses_slurm_executor():
 
 
 def test_profile_requests_cluster_resources(slurm_dry_run):
-    assert job_stats(slurm_dry_run.stdout)["total"] == 624  # the profile selects the paper scale
+    assert job_stats(slurm_dry_run.stdout)["total"] == 2570  # the profile selects the paper scale
     jobs = parse_jobs(slurm_dry_run.stdout)
     counts = Counter(j["rule"] for j in jobs)
     assert {r: counts[r] for r in PER_SEED_RULES} == {r: PAPER[r] for r in PER_SEED_RULES}
@@ -310,7 +366,7 @@ def test_profile_keeps_paper_scale_under_command_line_config(tmp_path):
     copy = copy_workflow(tmp_path / "repo")
     proc = snakemake("--profile", "slurm", "-n", "--quiet", "rules", "--cores", "8", "--config", "data_root=/data/cifar", cwd=copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert job_stats(proc.stdout)["total"] == 624
+    assert job_stats(proc.stdout)["total"] == 2570
 
 
 # --------------------------------------------------------------------------- packing
@@ -326,7 +382,8 @@ def test_packed_runs_share_one_gpu_per_group_job(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     groups = Counter(re.findall(r"Group job (\w+) ", proc.stdout))
-    assert groups == {"pack_base": 12, "pack_finetune": 19, "pack_scratch": 38}  # ceil(45/4), ceil(75/4), ceil(150/4)
+    # ceil((105 bases + 20 soft runs)/4), ceil(315/4), ceil(670/4)
+    assert groups == {"pack_base": 32, "pack_finetune": 79, "pack_scratch": 168}
     for job in parse_jobs(proc.stdout):
         if job["rule"] in TRAIN_RULES:
             assert job["resources"].get("gres") == "gpu:1" and "gpu" not in job["resources"], job

@@ -1,15 +1,18 @@
 """Model files: ``{arch, cfg, num_classes, options, state_dict, run, ...}``, loadable with plain
 torch and the model registry (``models.build(arch, cfg, num_classes, **options)``), validated on
-load so a wrong or damaged file fails with one clear line."""
+load so a wrong or damaged file fails with one clear line. A masked model adds ``masks``
+(``{"<module>.weight": bool tensor}``); its state dict holds the effective (zeroed) weights under
+the plain names, and loading re-attaches the masks (:mod:`prunebench.masks`)."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+import torch
 from torch import nn
 
-from . import models
+from . import masks, models
 from .errors import UserError
 from .io import load_torch, save_torch
 
@@ -17,8 +20,10 @@ REQUIRED = ("arch", "cfg", "num_classes", "state_dict")
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, arch: str, num_classes: int, options: dict | None = None, **meta: Any) -> None:
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = masks.plain_state_dict(model)
     blob = {"arch": arch, "cfg": list(model.cfg), "num_classes": num_classes, "options": dict(options or {}), "state_dict": state}
+    if masks.is_masked(model):
+        blob["masks"] = masks.masks_of(model)
     save_torch(path, {**blob, **meta})
 
 
@@ -45,4 +50,12 @@ def load_model(path: str | os.PathLike, expect_arch: str | None = None) -> tuple
         raise UserError(
             f"{path}: weights do not fit {arch} with cfg {blob['cfg']}; the file is damaged or edited, rerun its step"
         ) from None
-    return model, {**{k: v for k, v in blob.items() if k != "state_dict"}, "options": options}
+    saved_masks = blob.get("masks")
+    if saved_masks is not None:
+        if not isinstance(saved_masks, dict) or not all(isinstance(m, torch.Tensor) and m.dtype == torch.bool for m in saved_masks.values()):
+            raise UserError(f"{path}: masks are not a mapping of bool tensors; the file is damaged, rerun its step")
+        try:
+            masks.apply(model, saved_masks)
+        except UserError as e:
+            raise UserError(f"{path}: {e}") from None
+    return model, {**{k: v for k, v in blob.items() if k not in ("state_dict", "masks")}, "options": options}

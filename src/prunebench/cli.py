@@ -18,6 +18,7 @@ import torch
 
 from . import __version__, models
 from .counting import count_macs, count_params, scratch_b_epochs
+from .data import NORMALISATIONS
 from .errors import UserError
 from .io import read_json, write_json, write_together
 from .pruning import VARIANTS
@@ -160,7 +161,7 @@ def describe(arch: str, variant: str | None, method: str | None, setting: str | 
 # --------------------------------------------------------------------------- train
 @cli.command()
 @click.option("--arch", required=True, help=f"Architecture: {', '.join(models.ARCHS)}.")
-@click.option("--arm", required=True, type=click.Choice(ARMS), help="base: full net; finetune: from --init; scratch-e/-b: the pruned architecture, fresh init.")
+@click.option("--arm", required=True, type=click.Choice(ARMS), help="base: full net; finetune: from --init; scratch-e/-b: the pruned architecture, fresh init; soft: SFP's soft pruning from scratch.")
 @click.option("--method", default=None, help="Pruning method of the scratch arms (l1, slimming, ...).")
 @click.option("--setting", default=None, help="The method's variant (A, B) or ratio (0.4).")
 @click.option("--variant", default=None, help="Li et al.'s variant: short for --method l1 --setting V.")
@@ -179,6 +180,12 @@ def describe(arch: str, variant: str | None, method: str | None, setting: str | 
 @click.option("--momentum", default=0.9, show_default=True, type=click.FloatRange(min=0), help="SGD momentum.")
 @click.option("--weight-decay", default=1e-4, show_default=True, type=click.FloatRange(min=0), help="SGD weight decay.")
 @click.option("--sparsity", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Network slimming's L1 penalty s on BatchNorm scales (base arm).")
+@click.option("--nesterov/--no-nesterov", default=False, show_default=True, help="Nesterov momentum (the SFP protocol).")
+@click.option("--normalisation", default="rethinking", show_default=True, type=click.Choice(tuple(NORMALISATIONS)), help="Input mean/std: the Rethinking code's, or the SFP code's per dataset.")
+@click.option("--warmup-epochs", default=0, show_default=True, type=click.IntRange(min=0), help="Epochs at --warmup-lr before --lr (SFP: 1 at 0.01).")
+@click.option("--warmup-lr", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Learning rate of the warm-up epochs.")
+@click.option("--scratch-b-budget", default="after-mask", show_default=True, type=click.Choice(("after-mask", "before-mask")), help="Scratch-B of a masked model: MACs measured after the mask is loaded, or before (the reference's bug: ratio 1).")
+@click.option("--max-epochs", type=click.IntRange(min=1), help="Cap on Scratch-B's budgeted epochs (a smoke scale's limit).")
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed for init, data order and augmentation.")
 @click.option("--train-subset", type=click.IntRange(min=1), help="Use a fixed random subset of N training images.")
 @click.option("--test-subset", type=click.IntRange(min=1), help="Use a fixed random subset of N test images.")
@@ -197,12 +204,13 @@ def train(**o) -> None:
     _check_out_dirs(o["model_out"], o["metrics_out"])
     method, setting = _method_setting(o["method"], o["setting"], o["variant"])
     spec = RunSpec(o["arch"], o["arm"], o["seed"], method, setting, o["options"], o["init_path"])
-    hparams = {k: o[k] for k in ("batch_size", "test_batch_size", "momentum", "weight_decay", "precision", "sparsity")}
+    hparams = {k: o[k] for k in ("batch_size", "test_batch_size", "momentum", "weight_decay", "precision", "sparsity", "nesterov", "normalisation")}
     hparams["compile"] = o["compile_mode"]
+    protocol = ArmProtocol(o["epochs"], o["lr"], o["milestones"], o["gamma"], o["warmup_epochs"], o["warmup_lr"], o["scratch_b_budget"] == "after-mask", o["max_epochs"])
     train_run(
         spec,
         o["data_path"],
-        ArmProtocol(o["epochs"], o["lr"], o["milestones"], o["gamma"]),
+        protocol,
         hparams,
         choose_device(o["device"]),
         o["model_out"],
@@ -216,8 +224,8 @@ def train(**o) -> None:
 
 # --------------------------------------------------------------------------- prune
 @cli.command()
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="Trained full model (train --arm base).")
-@click.option("--method", default=None, help="Pruning method: l1, l2, random, smallest (Li's variants), uniform, slimming (ratios).")
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="Trained full model (train --arm base; for sfp, --arm soft).")
+@click.option("--method", default=None, help="Pruning method: l1, l2, random, smallest (Li's variants), uniform, slimming, magnitude (ratios), sfp (keep rate).")
 @click.option("--setting", default=None, help="The method's variant (A, B) or global ratio (0.4).")
 @click.option("--variant", default=None, help="Li et al.'s variant: short for --method l1 --setting V.")
 @click.option("--criterion", default=None, help="With --variant: rank filters by l1, l2, random or smallest (the method of that name).")
@@ -225,12 +233,13 @@ def train(**o) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the random criterion.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pruned checkpoint to write.")
 @click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False), help="prune.json to write.")
-def prune(model_path: str, method: str | None, setting: str | None, variant: str | None, criterion: str | None, ratio: float | None, seed: int, out: str, report_path: str) -> None:
+@click.option("--physical-out", type=click.Path(dir_okay=False), help="sfp: also write the physically pruned network (zeroed inner channels removed).")
+def prune(model_path: str, method: str | None, setting: str | None, variant: str | None, criterion: str | None, ratio: float | None, seed: int, out: str, report_path: str, physical_out: str | None) -> None:
     """Prune a trained full model by --method at --setting (Li's variants rank filters by their
     criterion; slimming thresholds BatchNorm scales globally) and save the smaller network."""
     from .runs import prune_run
 
-    _check_out_dirs(out, report_path)
+    _check_out_dirs(out, report_path, *([physical_out] if physical_out else []))
     if ratio is not None:
         if method or setting or variant:
             raise UserError("give one of --ratio, --variant, or --method with --setting")
@@ -243,7 +252,7 @@ def prune(model_path: str, method: str | None, setting: str | None, variant: str
             method = criterion
     if method is None:
         raise UserError("give --method with --setting (or --variant, or --ratio): what to prune, and how much")
-    prune_run(model_path, method, setting, seed, out, report_path)
+    prune_run(model_path, method, setting, seed, out, report_path, physical_out)
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -4,6 +4,9 @@
 FLOP (VGG-16 3.13e8, ResNet-56 1.25e8, ResNet-110 2.53e8). The Rethinking reference counter
 also counts BatchNorm, ReLU and pooling; for Li's five variants both give the same Scratch-B
 epochs (243, 178, 220, 190, 260), so prunebench budgets Scratch-B on MACs.
+
+A masked model (unstructured pruning, SFP) counts only its non-zero conv weights, as the
+reference's weight-level counter does: a conv costs nnz(weight) x H_out x W_out.
 """
 
 from __future__ import annotations
@@ -12,9 +15,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import masks
+
 
 def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Parameters; a masked model's masked-out weights are not counted."""
+    removed = sum(int((~m).sum()) for m in masks.masks_of(model).values())
+    return sum(p.numel() for p in model.parameters()) - removed
 
 
 def scratch_b_epochs(epochs: int, macs_full: int, macs_pruned: int) -> int:
@@ -23,13 +30,49 @@ def scratch_b_epochs(epochs: int, macs_full: int, macs_pruned: int) -> int:
 
 
 @torch.no_grad()
-def count_macs(model: nn.Module, image_size: int = 32) -> int:
-    """Multiply-accumulates of one forward pass of one image (conv + linear)."""
+def _forward_one(model: nn.Module, image_size: int, hooks=()) -> FlopCounterMode:
+    """One eval-mode forward pass of a blank image under the FLOP counter, with forward hooks."""
     was_training = model.training
     model.eval()
     x = torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device)
-    with FlopCounterMode(display=False) as counter:
-        model(x)
-    model.train(was_training)
-    return counter.get_total_flops() // 2
+    handles = [m.register_forward_hook(h) for m, h in hooks]
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return counter
 
+
+def conv_positions(model: nn.Module, image_size: int = 32) -> dict[str, int]:
+    """Output positions (H_out x W_out) of every conv, by the name of its weight."""
+    sizes = {}
+    hooks = [
+        (m, lambda mod, inputs, out, key=f"{name}.weight": sizes.__setitem__(key, out.shape[-1] * out.shape[-2]))
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    _forward_one(model, image_size, hooks)
+    return sizes
+
+
+def count_macs(model: nn.Module, image_size: int = 32, sparse: bool | None = None) -> int:
+    """Multiply-accumulates of one forward pass of one image (conv + linear). ``sparse`` (default:
+    whether the model is masked) leaves out the products of zero conv weights."""
+    if sparse is None:
+        sparse = masks.is_masked(model)
+    dense = _forward_one(model, image_size).get_total_flops() // 2
+    if not sparse:
+        return dense
+    convs = masks.conv_weights(model)
+    return dense - sum(int((masks.effective(convs[k]) == 0).sum()) * n for k, n in conv_positions(model, image_size).items())
+
+
+def count_macs_by_mask(model: nn.Module, image_size: int = 32) -> int:
+    """MACs of a masked model from its masks rather than its weights: the second count of the
+    per-run checks, equal to ``count_macs`` unless a kept weight is exactly zero."""
+    positions = conv_positions(model, image_size)
+    removed = sum(int((~m).sum()) * positions[k] for k, m in masks.masks_of(model).items())
+    return count_macs(model, image_size, sparse=False) - removed

@@ -21,6 +21,22 @@ from .io import load_torch
 # Rethinking's L1-norm, slimming and weight-level code uses these for C10 and C100 alike.
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2023, 0.1994, 0.2010)
+# Per-channel (mean, std) by normalisation and dataset (PROTOCOLS section 1): the Rethinking
+# code uses the CIFAR-10 values for both datasets; the SFP code its own per dataset.
+NORMALISATIONS = {
+    "rethinking": {},
+    "sfp": {
+        "cifar10": (tuple(v / 255 for v in (125.3, 123.0, 113.9)), tuple(v / 255 for v in (63.0, 62.1, 66.7))),
+        "cifar100": (tuple(v / 255 for v in (129.3, 124.1, 112.4)), tuple(v / 255 for v in (68.2, 65.4, 70.4))),
+    },
+}
+
+
+def mean_std(normalisation: str, dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The normalisation's (mean, std) for ``dataset``; Rethinking's values where it has none."""
+    if normalisation not in NORMALISATIONS:
+        raise UserError(f"unknown normalisation {normalisation!r}; choose one of {', '.join(NORMALISATIONS)}")
+    return NORMALISATIONS[normalisation].get(dataset, (MEAN, STD))
 PAD = 4
 
 
@@ -97,13 +113,13 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 class TrainBatches:
     """Augmented training batches served from uint8 images kept on ``device``."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device, stats=(MEAN, STD)):
         self.n, self.batch_size, self.device = len(x), batch_size, device
         # Zero-pad the raw pixels once: padded pixels are black before normalisation, as in PIL.
         self.padded = torch.nn.functional.pad(x.to(device), (0, 0, PAD, PAD, PAD, PAD))  # N, 40, 40, 3
         self.y = y.to(device)
-        self.mean = torch.tensor(MEAN, device=device)
-        self.std = torch.tensor(STD, device=device)
+        self.mean = torch.tensor(stats[0], device=device)
+        self.std = torch.tensor(stats[1], device=device)
         self.ar = torch.arange(32, device=device)
 
     def __len__(self) -> int:
@@ -131,8 +147,8 @@ class TrainBatches:
             yield _normalise(x, self.mean, self.std), self.y[idx]
 
 
-def eval_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device) -> Iterator:
-    mean, std = torch.tensor(MEAN, device=device), torch.tensor(STD, device=device)
+def eval_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device, stats=(MEAN, STD)) -> Iterator:
+    mean, std = torch.tensor(stats[0], device=device), torch.tensor(stats[1], device=device)
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size].to(device, non_blocking=True)
         yield _normalise(xb, mean, std), y[start : start + batch_size].to(device, non_blocking=True)

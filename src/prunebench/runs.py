@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import __version__, methods, models
+from . import __version__, masks, methods, models
 from .checkpoints import load_model, save_model
+from .checks import mask_checks, mask_layers, physical_checks
 from .counting import count_macs, count_params, scratch_b_epochs
-from .data import Data
+from .data import Data, mean_std
 from .errors import UserError
 from .io import read_json, sha256, write_json, write_together
 from .train import Hparams, Schedule, evaluate, fit
@@ -57,6 +58,12 @@ class ArmProtocol:
     lr: float
     milestones: tuple[float, ...] = ()  # fractions of the epochs
     gamma: float = 0.1
+    warmup_epochs: int = 0  # epochs at warmup_lr before lr (SFP: 1 epoch at 0.01)
+    warmup_lr: float = 0.0
+    # Scratch-B of a masked model: budget on the MACs measured after the mask is loaded (True),
+    # or before, as the reference's cifar_B.py does (False: the ratio is 1).
+    budget_after_mask: bool = True
+    max_epochs: int | None = None  # a scale's cap on Scratch-B's budget (smoke runs), None: none
 
 
 def _check_spec(spec: RunSpec) -> None:
@@ -74,7 +81,14 @@ def _check_spec(spec: RunSpec) -> None:
     if not spec.method or spec.setting is None:
         raise UserError(f"the {spec.arm} arm needs --method and --setting: which pruned architecture to train from scratch")
     method = methods.get(spec.method)
+    method.check_arch(spec.arch)
     method.check_setting(spec.arch, spec.setting)
+    if spec.arm not in method.arms:
+        raise UserError(f"{spec.method} has no {spec.arm} arm; its arms are {', '.join(method.arms)}")
+    if spec.arm == "soft":
+        if spec.init:
+            raise UserError("the soft arm trains the full network from scratch while pruning; drop --init")
+        return
     if method.learned and not spec.init:
         raise UserError(f"{spec.method} learns its architecture: the {spec.arm} arm needs --init PATH, the pruned file")
 
@@ -97,11 +111,11 @@ def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, di
         return model, meta["options"], {"init": {"path": spec.init, "sha256": sha256(spec.init)}}, spec
     inputs = {}
     options = models.check_options(spec.arch, spec.options)
-    if spec.arm == "base":
+    if spec.arm in ("base", "soft"):
         cfg = models.default_cfg(spec.arch)
     elif methods.get(spec.method).learned:
-        # The learned architecture (cfg with channel selections) and its options, fresh weights.
-        _, meta = _pruned_file(spec.init, spec.arch, num_classes)
+        # The learned architecture (cfg with channel selections, or masks) and its options, fresh weights.
+        pruned, meta = _pruned_file(spec.init, spec.arch, num_classes)
         source = meta.get("run", {})
         if (source.get("method"), source.get("setting")) != (spec.method, spec.setting):
             raise UserError(
@@ -110,6 +124,11 @@ def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, di
             )
         cfg, options = meta["cfg"], meta["options"]
         inputs["architecture"] = {"path": spec.init, "sha256": sha256(spec.init)}
+        model = models.build(spec.arch, cfg, num_classes, **options)
+        if masks.is_masked(pruned):
+            masks.apply(model, masks.masks_of(pruned))
+            masks.scratch_init(model)
+        return model, options, inputs, spec
     else:
         cfg = methods.get(spec.method).scratch_cfg(spec.arch, spec.setting)
     return models.build(spec.arch, cfg, num_classes, **options), options, inputs, spec
@@ -141,15 +160,27 @@ def train_run(
     macs, params, macs_full, params_full = count_macs(model), count_params(model), count_macs(full), count_params(full)
     epochs = protocol.epochs
     if spec.arm == "scratch-b":
-        epochs = scratch_b_epochs(protocol.epochs, macs_full, macs)
-        log.info("scratch-b: %d epochs = int(%d x %d / %d MACs)", epochs, protocol.epochs, macs_full, macs)
+        budget_macs = macs if protocol.budget_after_mask else count_macs(model, sparse=False)
+        epochs = scratch_b_epochs(protocol.epochs, macs_full, budget_macs)
+        log.info("scratch-b: %d epochs = int(%d x %d / %d MACs)", epochs, protocol.epochs, macs_full, budget_macs)
+        if protocol.max_epochs is not None and epochs > protocol.max_epochs:
+            epochs = protocol.max_epochs
+            log.info("scratch-b: capped at %d epochs by --max-epochs (the scale's limit, not the protocol)", epochs)
     if hparams.get("sparsity") and spec.arm != "base":
         raise UserError("--sparsity trains a base model for network slimming; drop it for the other arms")
-    hp = Hparams(schedule=Schedule.fractional(epochs, protocol.lr, protocol.milestones, protocol.gamma), seed=spec.seed, **hparams)
+    if spec.arm == "soft":
+        hparams = {**hparams, "soft_keep": float(spec.setting)}
+    warmup = {"warmup_epochs": protocol.warmup_epochs, "warmup_lr": protocol.warmup_lr}
+    schedule = Schedule.fractional(epochs, protocol.lr, protocol.milestones, protocol.gamma, **warmup)
+    hp = Hparams(schedule=schedule, seed=spec.seed, **hparams)
+    masked_before = masks.sparsity(model) if masks.is_masked(model) else None
     ckpt = Path(checkpoint or Path(model_out).with_name("checkpoint.pt"))
     run = spec.describe(data.dataset, scale)
     log.info("train %s on %s (%d images), %d epochs, device %s", run, data.dataset, len(data.train_x), epochs, device)
     result = fit(model, data, hp, device, ckpt)
+    if spec.arm == "soft":  # the final zero pattern is the pruned architecture
+        macs, zeros = count_macs(model, sparse=True), masks.sparsity(model)
+        params -= zeros["conv_weights"] - zeros["nonzero"]
     metrics = {
         "run": run,
         **{k: result[k] for k in ("final_accuracy", "best_accuracy", "best_epoch")},
@@ -168,6 +199,8 @@ def train_run(
         "history": result["history"],
         "provenance": provenance(),
     }
+    if masked_before is not None or spec.arm == "soft":
+        metrics["mask_checks"] = mask_checks(model, masked_before)
     write_together(
         (model_out, lambda: save_model(model_out, model, spec.arch, data.num_classes, options=options, run=run, hparams=hp.as_dict(), standin=data.standin)),
         (metrics_out, lambda: write_json(metrics_out, metrics)),
@@ -177,22 +210,32 @@ def train_run(
     return metrics
 
 
-def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: str, report_path: str) -> dict:
+def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: str, report_path: str, physical_out: str | None = None) -> dict:
     """Prune a trained full model by ``method`` at ``setting``; write the smaller network
     (with the kept indices per group) and prune.json (counts before/after, per-layer widths)."""
     from .pruning import prune as cut
 
     method = methods.get(method_name)
+    if physical_out is not None and method.physical is None:
+        raise UserError(f"{method_name} has no physically pruned form; drop --physical-out")
     model, meta = load_model(model_path)
     arch, num_classes, options = meta["arch"], meta["num_classes"], meta["options"]
+    method.check_arch(arch)
     method.check_setting(arch, setting)
     if list(meta["cfg"]) != models.default_cfg(arch):
         raise UserError(f"{model_path} is already pruned (cfg {meta['cfg']}); prune the full {arch} model")
     model.eval()
     pruned = method.prune(model, arch, setting, seed)
-    small = cut(model, arch, pruned.keep, num_classes, **options)
-    groups = model.channel_groups()
-    kept = {g.name: (pruned.keep[g.name].tolist() if g.name in pruned.keep else list(range(g.width))) for g in groups}
+    if pruned.masks is not None:
+        small, kept, layers = masks.apply(masks.clone(model), pruned.masks), None, mask_layers(model, pruned)
+    else:
+        small = cut(model, arch, pruned.keep, num_classes, **options)
+        groups = model.channel_groups()
+        kept = {g.name: (pruned.keep[g.name].tolist() if g.name in pruned.keep else list(range(g.width))) for g in groups}
+        layers = [
+            {"layer": g.name, "layer_id": g.layer_id, "stage": g.stage, "selection": g.selection, "ratio": round(pruned.ratios.get(g.name, 0.0), 6), "before": g.width, "after": len(kept[g.name])}
+            for g in groups
+        ]
     run = {**meta.get("run", {}), "method": method_name, "setting": setting, "arm": "pruned"}
     report = {
         "run": run,
@@ -208,19 +251,27 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
         "params_before": count_params(model),
         "params_after": count_params(small),
         **pruned.notes,
-        "layers": [
-            {"layer": g.name, "layer_id": g.layer_id, "stage": g.stage, "selection": g.selection, "ratio": round(pruned.ratios.get(g.name, 0.0), 6), "before": g.width, "after": len(kept[g.name])}
-            for g in groups
-        ],
+        "layers": layers,
         "input": {"path": model_path, "sha256": sha256(model_path)},
         "provenance": provenance(),
     }
+    if pruned.masks is not None:
+        report["unit"] = "conv weights"  # of the per-layer before/after counts
+        report["mask_checks"] = mask_checks(small, None)
+    if method.physical is not None:
+        physical_model = method.physical(small, arch, num_classes, options)
+        report["physical"] = physical_checks(small, physical_model, method.physical, arch, num_classes, options)
+        report["mask_checks"]["macs_physical"] = report["physical"]["macs"]
     report["macs_reduction_pct"] = round(100 * (1 - report["macs_after"] / report["macs_before"]), 2)
     report["params_reduction_pct"] = round(100 * (1 - report["params_after"] / report["params_before"]), 2)
-    write_together(
+    writes = [
         (out, lambda: save_model(out, small, arch, num_classes, options=options, run=run, kept=kept, source=model_path, standin=report["standin"])),
         (report_path, lambda: write_json(report_path, report)),
-    )
+    ]
+    if physical_out is not None:
+        physical_options = {**options, "dead_offsets": True}
+        writes.append((physical_out, lambda: save_model(physical_out, physical_model, arch, num_classes, options=physical_options, run={**run, "arm": "physical"}, source=out, standin=report["standin"])))
+    write_together(*writes)
     log.info("pruned %s by %s at %s: MACs -%.1f%%, params -%.1f%% -> %s", arch, method_name, setting, report["macs_reduction_pct"], report["params_reduction_pct"], out)
     return report
 
@@ -240,7 +291,9 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
     if missing:
         raise UserError(f"{metrics_path} lacks {', '.join(missing)}; it is incomplete or from another version, rerun the training")
     data = Data(data_path, None, test_subset)
-    test = evaluate(model.to(device), data.test_x, data.test_y, 1000, device)
+    hparams = metrics.get("hparams") if isinstance(metrics.get("hparams"), dict) else {}
+    stats = mean_std(hparams.get("normalisation", "rethinking"), data.dataset)  # as the run trained
+    test = evaluate(model.to(device), data.test_x, data.test_y, 1000, device, stats)
     result = {
         "run": meta["run"],
         "accuracy": {"best": metrics["best_accuracy"], "final": metrics["final_accuracy"], "evaluated": test["accuracy"]},

@@ -18,6 +18,7 @@ from . import methods, models
 from .datasets import DATASETS
 from .errors import UserError
 
+PROTOCOL_KEY = "protocol"  # in a base tag, not a model option
 
 @dataclass(frozen=True)
 class Row:
@@ -38,10 +39,13 @@ def family(arch: str) -> str:
     return re.match(r"[a-z]+", arch).group(0)
 
 
-def base_tag(method: str, arch: str, options: dict, sparsity: dict) -> str:
-    """How the base of ``arch`` is trained for ``method``, as a path segment."""
+def base_tag(method: str, arch: str, options: dict, sparsity: dict, protocol: str | None = None) -> str:
+    """How the base of ``arch`` is trained for ``method``, as a path segment: ``plain`` or
+    ``sparsity<s>``, then ``+protocol=<name>`` for a named protocol, then non-default options."""
     m = methods.get(method)
     tag = f"sparsity{sparsity[family(arch)]:g}" if m.base == "sparsity" else "plain"
+    if protocol:
+        tag += f"+{PROTOCOL_KEY}={protocol}"
     defaults = models.default_options(arch)
     for key in sorted(options):
         if options[key] != defaults[key]:
@@ -50,26 +54,49 @@ def base_tag(method: str, arch: str, options: dict, sparsity: dict) -> str:
     return tag
 
 
-def parse_tag(tag: str) -> tuple[float, dict]:
-    """(sparsity, model options) from a base tag: the inverse of :func:`base_tag`."""
+def parse_tag(tag: str) -> tuple[float, dict, str | None]:
+    """(sparsity, model options, protocol name) from a base tag: the inverse of :func:`base_tag`."""
     head, *opts = tag.split("+")
     sparsity = float(head[len("sparsity") :]) if head.startswith("sparsity") else 0.0
     options = {}
     for item in opts:
         key, _, value = item.partition("=")
         options[key] = {"true": True, "false": False}.get(value, value)
-    return sparsity, options
+    return sparsity, options, options.pop(PROTOCOL_KEY, None)
+
+
+def protocol(config: dict, name: str | None) -> dict:
+    """The default ``protocol`` with the named entry of ``protocols`` laid over it (arm by arm)."""
+    merged = {**config["protocol"], "arms": dict(config["protocol"]["arms"])}
+    if name:
+        override = config.get("protocols", {})[name]
+        merged.update({k: v for k, v in override.items() if k != "arms"})
+        merged["arms"].update(override.get("arms", {}))
+    return merged
 
 
 def rows(config: dict, name: str) -> list[Row]:
+    """The study's rows at the configured scale: a scale's ``max_settings`` keeps the first and
+    last settings of each model (a smoke run of a ratio sweep checks its ends, not every point)."""
     study = config["studies"][name]
+    keep = config["scales"][config["scale"]].get("max_settings")
     out = []
     for dataset, archs in study["models"].items():
         for arch, settings in archs.items():
             options = study.get("options", {}).get(arch, {})
-            tag = base_tag(study["method"], arch, options, config["sparsity"])
-            out += [Row(dataset, arch, setting_text(s), tag) for s in settings]
+            tag = base_tag(study["method"], arch, options, config["sparsity"], study.get("protocol"))
+            out += [Row(dataset, arch, setting_text(s), tag) for s in thin(list(settings), keep)]
     return out
+
+
+def thin(settings: list, keep: int | None) -> list:
+    """At most ``keep`` settings, evenly spread from the first to the last (None: all)."""
+    if keep is None or len(settings) <= keep:
+        return settings
+    if keep == 1:
+        return settings[:1]
+    step = (len(settings) - 1) / (keep - 1)
+    return [settings[round(i * step)] for i in range(keep)]
 
 
 def check(config: dict) -> None:
@@ -82,6 +109,13 @@ def check(config: dict) -> None:
         m = methods.get(method)
         for arm in study.get("arms", m.arms):
             _known(f"{where}.arms", arm, m.arms)
+        if "protocol" in study:
+            _known(f"{where}.protocol", study["protocol"], tuple(config.get("protocols", {})))
+        arms = protocol(config, study.get("protocol"))["arms"]
+        for arm in study.get("arms", m.arms):
+            if arm not in arms:
+                named = f"protocols.{study['protocol']}.arms" if "protocol" in study else "protocol.arms"
+                raise UserError(f"config: {where}: arm {arm!r} has no schedule; add {named}.{arm} (epochs, lr, milestones)")
         for arch, options in study.get("options", {}).items():
             _known(f"{where}.options", arch, models.ARCHS)
             _wrap(f"{where}.options.{arch}", lambda: models.check_options(arch, options))

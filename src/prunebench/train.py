@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Data, TrainBatches, epoch_generator, eval_batches
+from . import masks
+from .data import MEAN, STD, Data, TrainBatches, epoch_generator, eval_batches, mean_std
 from .errors import UserError
 from .io import load_torch, save_torch
 from .utils import hms
@@ -31,19 +32,24 @@ log = logging.getLogger("prunebench.train")
 
 @dataclass(frozen=True)
 class Schedule:
-    """Step schedule: ``lr`` times ``gamma`` for every milestone epoch reached."""
+    """Step schedule: ``lr`` times ``gamma`` for every milestone epoch reached, after an optional
+    warm-up of ``warmup_epochs`` at ``warmup_lr`` (SFP: LR 0.01 in epoch 0, then 0.1)."""
 
     epochs: int
     lr: float
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1
+    warmup_epochs: int = 0
+    warmup_lr: float = 0.0
 
     @classmethod
-    def fractional(cls, epochs: int, lr: float, fractions: tuple[float, ...], gamma: float = 0.1) -> "Schedule":
+    def fractional(cls, epochs: int, lr: float, fractions: tuple[float, ...], gamma: float = 0.1, **warmup) -> "Schedule":
         """Milestones at int(f * epochs), as the reference's main_B.py does for Scratch-B."""
-        return cls(epochs, lr, tuple(int(f * epochs) for f in fractions), gamma)
+        return cls(epochs, lr, tuple(int(f * epochs) for f in fractions), gamma, **warmup)
 
     def lr_at(self, epoch: int) -> float:
+        if epoch < self.warmup_epochs:
+            return self.warmup_lr
         return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
 
 
@@ -58,6 +64,9 @@ class Hparams:
     precision: str = "fp32"  # fp32 (the papers'), tf32 or bf16 (autocast); see PRECISIONS
     compile: str = "none"  # torch.compile mode for the model, or none; see COMPILE_MODES
     sparsity: float = 0.0  # network slimming: s * sign(gamma) added to every BatchNorm2d scale's gradient
+    nesterov: bool = False  # SFP's optimizer
+    normalisation: str = "rethinking"  # see data.NORMALISATIONS
+    soft_keep: float = 0.0  # soft filter pruning: keep rate of every conv's filters; 0 = off
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -126,6 +135,7 @@ def make_optimizer(model: nn.Module, hp: Hparams, device: torch.device) -> torch
         lr=hp.schedule.lr,
         momentum=hp.momentum,
         weight_decay=hp.weight_decay,
+        nesterov=hp.nesterov,
         fused=device.type == "cuda",
     )
 
@@ -153,12 +163,20 @@ class _SigtermFlag:
             signal.signal(signal.SIGTERM, self._old)
 
 
+def soft_pruning(model: nn.Module, keep: float):
+    """Soft filter pruning (PROTOCOLS section 4): zero the smallest-L2 filters of every conv,
+    before training and after every epoch; the zeroed filters keep training. No-op at 0."""
+    if not keep:
+        return lambda: None
+    return lambda: masks.zero_weights(model, masks.filter_masks(model, keep))
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device) -> dict:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device, stats=(MEAN, STD)) -> dict:
     model.eval()
     loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    for xb, yb in eval_batches(x, y, batch_size, device):
+    for xb, yb in eval_batches(x, y, batch_size, device, stats):
         out = model(xb)
         loss += F.cross_entropy(out, yb, reduction="sum")
         correct += (out.argmax(1) == yb).sum()
@@ -179,7 +197,11 @@ def fit(
     state = _resume(checkpoint, hp, model, optimizer)
     train_step = make_step(model, optimizer, hp, device)
     history: list[dict] = state["history"]
-    batches = TrainBatches(data.train_x, data.train_y, hp.batch_size, device)
+    stats = mean_std(hp.normalisation, data.dataset)
+    batches = TrainBatches(data.train_x, data.train_y, hp.batch_size, device, stats)
+    soft_prune = soft_pruning(model, hp.soft_keep)
+    if state["epoch"] == 0 and state["step"] == 0:
+        soft_prune()  # SFP masks the initial weights too
     epochs = hp.schedule.epochs
     times: list[float] = []  # epochs run by this process, for the ETA
     with _SigtermFlag() as sigterm:
@@ -201,7 +223,8 @@ def fit(
                     elapsed = time.perf_counter() - start + state["partial_time"]
                     _save(checkpoint, hp, model, optimizer, history, epoch, step + 1, loss_sum, correct, elapsed)
                     raise Interrupted(f"SIGTERM at epoch {epoch + 1}, step {step + 1}; checkpoint saved to {checkpoint}")
-            test = evaluate(model, data.test_x, data.test_y, hp.test_batch_size, device)
+            soft_prune()
+            test = evaluate(model, data.test_x, data.test_y, hp.test_batch_size, device, stats)
             seconds = time.perf_counter() - start + state["partial_time"]
             history.append(
                 {

@@ -6,7 +6,7 @@ import sys
 from prunebench import methods
 from prunebench.config import check
 from prunebench.errors import UserError
-from prunebench.studies import parse_tag, rows
+from prunebench.studies import parse_tag, protocol, rows
 
 try:
     check(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -47,43 +47,56 @@ def data_file(dataset="cifar10"):
     return f"{RESULTS}/data/{dataset}.pt"
 
 
-def epochs(arm):
-    return S["epochs"].get(arm, PROTOCOL["arms"][arm]["epochs"])
-
-
 def arm_dir(study, arm):
-    """Fine-tuning for other than the protocol's epochs is a run of its own: finetune-<E>ep."""
+    """An arm run differently from the protocol is a run of its own: finetune-<E>ep for other
+    fine-tune epochs, scratch-b-beforemask for the reference's masked Scratch-B budget.
+    """
     e = STUDIES[study].get("finetune_epochs", PROTOCOL["arms"]["finetune"]["epochs"])
     if arm == "finetune" and e != PROTOCOL["arms"]["finetune"]["epochs"]:
         return f"finetune-{e}ep"
+    if arm == "scratch-b" and STUDIES[study].get("scratch_b_budget") == "before-mask":
+        return "scratch-b-beforemask"
     return arm
 
 
 def arm_kind(arm_folder):
     """finetune-160ep -> (finetune, 160); scratch-e -> (scratch-e, None)."""
     m = re.fullmatch(r"(finetune)-(\d+)ep", arm_folder)
-    return (m.group(1), int(m.group(2))) if m else (arm_folder, None)
+    return (
+        (m.group(1), int(m.group(2)))
+        if m
+        else (arm_folder.removesuffix("-beforemask"), None)
+    )
 
 
-def train_args(arm_folder):
-    """The protocol of one arm as `prunebench train` options (the scale may shorten it)."""
+def train_args(arm_folder, tag):
+    """The protocol of one arm (the base tag names it) as `prunebench train` options; the scale
+    may shorten it."""
     arm, own_epochs = arm_kind(arm_folder)
-    a = PROTOCOL["arms"][arm]
+    p = protocol(config, parse_tag(tag)[2])
+    a = p["arms"][arm]
     n = S["epochs"].get(arm, own_epochs or a["epochs"])
+    warmup = p.get("warmup", {"epochs": 0, "lr": 0})
+    budget = "before-mask" if arm_folder.endswith("-beforemask") else "after-mask"
     return (
         f"--arm {arm} --epochs {n} --lr {a['lr']}"
         f" --milestones '{','.join(str(m) for m in a['milestones'])}'"
-        f" --gamma {PROTOCOL['gamma']} --batch-size {PROTOCOL['batch_size']}"
-        f" --test-batch-size {PROTOCOL['test_batch_size']} --momentum {PROTOCOL['momentum']}"
-        f" --weight-decay {PROTOCOL['weight_decay']} --scale {SCALE}"
+        f" --gamma {p['gamma']} --batch-size {p['batch_size']}"
+        f" --test-batch-size {p['test_batch_size']} --momentum {p['momentum']}"
+        f" --weight-decay {p['weight_decay']}"
+        f" --{'' if p.get('nesterov') else 'no-'}nesterov"
+        f" --normalisation {p.get('normalisation', 'rethinking')}"
+        f" --warmup-epochs {warmup['epochs']} --warmup-lr {warmup['lr']}"
+        f" --scratch-b-budget {budget} --scale {SCALE}"
         f" --precision {config['speed']['precision']} --compile {config['speed']['compile']}"
         f" --device {config['device']}{subset_args()}"
+        + (f" --max-epochs {S['max_epochs']}" if S.get("max_epochs") else "")
     )
 
 
 def tag_args(tag, base):
     """The base tag as `prunebench train` options: model options, and the sparsity of a base."""
-    sparsity, options = parse_tag(tag)
+    sparsity, options, _ = parse_tag(tag)
     args = "".join(f" --option {k}={str(v).lower()}" for k, v in options.items())
     return args + (f" --sparsity {sparsity:g}" if base and sparsity else "")
 
@@ -146,11 +159,20 @@ def study_outputs(study):
 
 
 def scratch_inputs(wc):
-    """Scratch arms of a learned architecture (slimming) start from the pruned file's cfg."""
+    """Scratch arms of a learned architecture (slimming's cfg, a masked method's masks) start
+    from the pruned file."""
     inputs = {"data": data_file(wc.dataset)}
     if methods.get(wc.method).learned:
         inputs["init"] = PRUNED_FILE.format(**wc)
     return inputs
+
+
+def prune_input(wc):
+    """What a method prunes: the trained base, or a model of its own arm (SFP's soft run)."""
+    source = methods.get(wc.method).prune_from
+    if source == "base":
+        return f"{BASE}/model.pt".format(**wc)
+    return f"{DERIVED}/model.pt".format(arm=source, **wc)
 
 
 def subset_args():

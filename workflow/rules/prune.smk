@@ -1,10 +1,11 @@
-# Prune a trained base by its method at one setting: Li's predefined variants rank filters;
-# network slimming thresholds the BatchNorm scales of the sparsity-trained base.
+# Prune a trained model by its method at one setting: Li's predefined variants rank filters;
+# network slimming thresholds the BatchNorm scales of the sparsity-trained base; unstructured
+# pruning masks the smallest conv weights; SFP reads the zero pattern of its soft run.
 
 
 rule prune:
     input:
-        model=f"{BASE}/model.pt",
+        model=prune_input,
     output:
         model=PRUNED_FILE,
         report=f"{PRUNED}/prune.json",

@@ -1,7 +1,8 @@
 # The arms compared on each pruned architecture: fine-tune the pruned weights, or train the same
 # architecture from a fresh init for the same epochs (Scratch-E) or the same MACs budget
 # (Scratch-B). A predefined architecture (Li's variants) needs no trained model for the scratch
-# arms; a learned one (network slimming) takes its cfg and channel selections from the pruned file.
+# arms; a learned one takes its cfg and channel selections (network slimming) or its masks
+# (unstructured pruning, SFP) from the pruned file.
 
 
 rule finetune:
@@ -23,7 +24,7 @@ rule finetune:
     resources:
         **train_resources(),
     params:
-        args=lambda wc: train_args(wc.arm),
+        args=lambda wc: train_args(wc.arm, wc.tag),
     shell:
         "prunebench train --arch {wildcards.arch} --seed {wildcards.seed} {params.args}"
         " --threads {threads} --init {input.init:q} --data {input.data:q}"
@@ -39,7 +40,7 @@ rule scratch:
     log:
         f"{DERIVED}/train.log",
     wildcard_constraints:
-        arm="scratch-e|scratch-b",
+        arm="scratch-e|scratch-b|scratch-b-beforemask",
     group:
         pack_group("scratch")
     conda:
@@ -48,7 +49,7 @@ rule scratch:
     resources:
         **train_resources(),
     params:
-        args=lambda wc: train_args(wc.arm),
+        args=lambda wc: train_args(wc.arm, wc.tag),
         arch=lambda wc, input: (
             f" --init {input.init}"
             if "init" in input.keys()

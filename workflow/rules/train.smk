@@ -18,9 +18,38 @@ rule train_base:
     resources:
         **train_resources(),
     params:
-        args=train_args("base"),
+        args=lambda wc: train_args("base", wc.tag),
         tag=lambda wc: tag_args(wc.tag, base=True),
     shell:
         "prunebench train --arch {wildcards.arch} --seed {wildcards.seed} {params.args}"
         "{params.tag} --threads {threads} --data {input.data:q} --model-out {output.model:q}"
+        " --metrics-out {output.metrics:q} 2> {log:q}"
+
+
+# Soft filter pruning trains the full network from scratch while zeroing filters after every
+# epoch; its result is an arm of the method (`soft`) and what the prune rule then reads.
+rule train_soft:
+    input:
+        data=data_file("{dataset}"),
+    output:
+        model=f"{DERIVED}/model.pt",
+        metrics=f"{DERIVED}/metrics.json",
+    log:
+        f"{DERIVED}/train.log",
+    wildcard_constraints:
+        arm="soft",
+    group:
+        pack_group("base")
+    conda:
+        ENV
+    threads: S["threads"]
+    resources:
+        **train_resources(),
+    params:
+        args=lambda wc: train_args(wc.arm, wc.tag),
+        tag=lambda wc: tag_args(wc.tag, base=False),
+    shell:
+        "prunebench train --arch {wildcards.arch} --method {wildcards.method}"
+        " --setting {wildcards.setting} --seed {wildcards.seed} {params.args}{params.tag}"
+        " --threads {threads} --data {input.data:q} --model-out {output.model:q}"
         " --metrics-out {output.metrics:q} 2> {log:q}"

@@ -7,6 +7,11 @@ pruned architecture is learned from the weights (``learned``: then the scratch a
 pruned file) or predefined (the scratch arms need nothing but the setting). The workflow reads
 these facts to draw the DAG; ``prunebench prune`` and ``prunebench train`` call the functions.
 Adding a method is a module that calls :func:`register`, not a branch in the CLI or the DAG.
+
+A *masked* method (unstructured magnitude pruning, soft filter pruning) keeps the full
+architecture and returns masks instead of kept channels; its pruned file is the masked full
+model, and its scratch arms put the same masks on a fresh init. A method may also prune a
+model of its own arm rather than the base (``prune_from``): SFP's soft-pruned run.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from torch import nn
 
 from ..errors import UserError
 
-ARMS = ("finetune", "scratch-e", "scratch-b")
+DEFAULT_ARMS = ("finetune", "scratch-e", "scratch-b")
+ARMS = DEFAULT_ARMS + ("soft",)  # soft: trained from scratch while pruning (SFP)
 BASES = ("plain", "sparsity")
 
 
@@ -31,6 +37,7 @@ class Pruned:
     keep: dict[str, torch.Tensor]
     ratios: dict[str, float]
     notes: dict = field(default_factory=dict)
+    masks: dict[str, torch.Tensor] | None = None  # a masked method's masks, by weight name
 
 
 @dataclass(frozen=True)
@@ -42,14 +49,25 @@ class Method:
     check_setting: Callable[[str, str], None]  # (arch, setting) -> None or UserError
     prune: Callable[[nn.Module, str, str, int], Pruned]  # (model, arch, setting, seed)
     scratch_cfg: Callable[[str, str], list] | None = None  # (arch, setting) -> cfg, when not learned
-    archs: tuple[str, ...] | None = None  # None: any registered arch with channel groups
-    arms: tuple[str, ...] = ARMS
+    archs: tuple[str, ...] | None = None  # None: any registered arch (check_setting may refuse some)
+    arms: tuple[str, ...] = DEFAULT_ARMS
+    masked: bool = False  # prune returns masks; the pruned file is the masked full model
+    prune_from: str = "base"  # the arm whose model is pruned: base, or soft (SFP)
+    # A masked method whose masks remove whole channels: (masked model, arch, num_classes,
+    # options) -> the physically pruned network, checked equal to the masked one.
+    physical: Callable[[nn.Module, str, int, dict], nn.Module] | None = None
 
     def __post_init__(self) -> None:
         if self.base not in BASES:
             raise ValueError(f"method {self.name}: base must be one of {BASES}")
+        if self.prune_from != "base" and self.prune_from not in self.arms:
+            raise ValueError(f"method {self.name}: prune_from {self.prune_from!r} is not one of its arms")
         if not self.learned and self.scratch_cfg is None:
             raise ValueError(f"method {self.name}: a predefined method needs scratch_cfg")
+
+    def check_arch(self, arch: str) -> None:
+        if self.archs is not None and arch not in self.archs:
+            raise UserError(f"{self.name} prunes {', '.join(self.archs)}, not {arch}")
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -74,7 +92,7 @@ def names() -> tuple[str, ...]:
 
 def _load() -> None:
     """Import the method modules once; each registers itself."""
-    from . import predefined, slimming  # noqa: F401
+    from . import magnitude, predefined, sfp, slimming  # noqa: F401
 
 
-__all__ = ["ARMS", "BASES", "Method", "Pruned", "get", "names", "register"]
+__all__ = ["ARMS", "BASES", "DEFAULT_ARMS", "Method", "Pruned", "get", "names", "register"]

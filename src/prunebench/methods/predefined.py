@@ -8,6 +8,8 @@ Li's criteria controls on the same variants; ``uniform`` removes one fraction (t
 
 from __future__ import annotations
 
+import functools
+
 from torch import nn
 
 from .. import models
@@ -54,6 +56,13 @@ def _uniform_ratios(arch: str, setting: str, groups) -> dict[str, float]:
     return {g.name: ratio for g in groups if not g.selection}
 
 
+@functools.cache
+def _has_groups(arch: str) -> bool:
+    if not [g for g in models.build(arch).channel_groups() if not g.selection]:
+        raise UserError(f"uniform prunes the filters of channel groups; {arch} has none (prune it unstructured: method magnitude)")
+    return True
+
+
 def _uniform_prune(model: nn.Module, arch: str, setting: str, seed: int) -> Pruned:
     ratios = _uniform_ratios(arch, setting, model.channel_groups())
     return Pruned(select_filters(model, ratios, "l1", seed), ratios)
@@ -76,7 +85,7 @@ register(
         summary="the same fraction of filters removed from every prunable layer, ranked by L1",
         base="plain",
         learned=False,
-        check_setting=lambda arch, setting: parse_ratio(setting) and None,
+        check_setting=lambda arch, setting: _has_groups(arch) and parse_ratio(setting) and None,
         prune=_uniform_prune,
         scratch_cfg=_uniform_cfg,
     )

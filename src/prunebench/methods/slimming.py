@@ -14,11 +14,13 @@ lists such layers under ``emptied``.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import torch
 from torch import nn
 
+from .. import models
 from ..errors import UserError
 from . import Method, Pruned, register
 from .predefined import parse_ratio
@@ -32,9 +34,18 @@ def family(arch: str) -> str:
 
 
 def _check(arch: str, setting: str) -> None:
-    if family(arch) not in FAMILIES:
-        raise UserError(f"network slimming prunes {', '.join(FAMILIES)} models (every BatchNorm in a channel group), not {arch}")
+    if family(arch) not in FAMILIES or not _all_bn_grouped(arch):
+        raise UserError(f"network slimming prunes {', '.join(FAMILIES)} models with every BatchNorm in a channel group, not {arch}")
     parse_ratio(setting, low_open=True)
+
+
+@functools.cache
+def _all_bn_grouped(arch: str) -> bool:
+    """Whether every BatchNorm2d of ``arch`` scores a channel group (not so for preresnet110,
+    which has no selection layers for its block-input BNs)."""
+    model = models.build(arch)
+    covered = {g.bn for g in model.channel_groups()}
+    return all(n in covered for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d))
 
 
 def gammas(model: nn.Module) -> dict[str, torch.Tensor]:

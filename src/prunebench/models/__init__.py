@@ -5,8 +5,12 @@ architecture with a smaller cfg (channel selections included), so checkpoints st
 ``{arch, cfg, num_classes, options, state_dict}`` and load with plain torch and this registry.
 
 Options are the reference folders' differences that are not widths (a shortcut form, a VGG
-head). Each has a default and a closed set of plain JSON values (str or bool), since they are
-saved in checkpoints and configs.
+head, the weight init of one folder's copy of a network: ``source``, ``fc_init``). Each has a
+default and a closed set of plain JSON values (str or bool), since they are saved in
+checkpoints and configs; every default is the model as it was before the option existed.
+
+The weight-level folder's models: ``vgg19`` and ``densenet40`` with ``source="weightlevel"``,
+``preresnet110`` (bearpaw's, no channel selection) and ``densenetbc100``.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from typing import Any, Callable
 
 from torch import nn
 
-from . import densenet, preresnet, resnet, vgg
+from . import densenet, densenet_bc, preresnet, resnet, vgg
 from .groups import ChannelGroup
+from .init import SOURCES
 from .selection import ChannelSelection
 
 Options = dict[str, tuple[Any, tuple]]  # option -> (default, allowed values)
@@ -39,19 +44,28 @@ def register(
     _REGISTRY[name] = _Entry(builder, default_cfg, dict(options or {}))
 
 
-def _vgg_options(head: str) -> Options:
-    return {"head": (head, vgg.HEADS), "head_bn_init": ("uniform", vgg.HEAD_BN_INITS)}
+_SOURCE: Options = {"source": ("slimming", SOURCES)}  # which folder's copy: its weight init
 
 
-_RESNET_OPTIONS: Options = {"shortcut": ("avgpool", ("avgpool", "subsample")), "shortcut_grad": (False, (False, True))}
+def _vgg_options(head: str, source: bool) -> Options:
+    options = {"head": (head, vgg.HEADS), "head_bn_init": ("uniform", vgg.HEAD_BN_INITS)}
+    return {**options, **_SOURCE} if source else options
 
-# VGG-16 is Li's (L1 folder), VGG-19 the network-slimming one.
-for _depth, _head in ((16, "li"), (19, "linear")):
+
+_RESNET_OPTIONS: Options = {
+    "shortcut": ("avgpool", ("avgpool", "subsample")),
+    "shortcut_grad": (False, (False, True)),
+    "fc_init": ("default", tuple(resnet.FC_INITS)),
+    "dead_offsets": (False, (False, True)),
+}
+
+# VGG-16 is Li's (L1 folder), VGG-19 the network-slimming one or (source) the weight-level one.
+for _depth, _head, _source in ((16, "li", False), (19, "linear", True)):
     register(
         f"vgg{_depth}",
         lambda cfg, num_classes, **kw: vgg.VGG(cfg, num_classes, **kw),
         lambda d=_depth: list(vgg.CFGS[d]),
-        _vgg_options(_head),
+        _vgg_options(_head, _source),
     )
 for _depth in (20, 32, 56, 110):
     register(
@@ -66,9 +80,21 @@ register(
     lambda: preresnet.default_cfg(164),
 )
 register(
+    "preresnet110",
+    lambda cfg, num_classes: preresnet.PreResNet(110, cfg, num_classes, source="weightlevel"),
+    lambda: preresnet.default_cfg(110),
+)
+register(
     "densenet40",
-    lambda cfg, num_classes: densenet.DenseNet(40, cfg, num_classes),
+    lambda cfg, num_classes, **kw: densenet.DenseNet(40, cfg, num_classes, **kw),
     lambda: densenet.default_cfg(40),
+    _SOURCE,
+)
+register(
+    "densenetbc100",
+    lambda cfg, num_classes, **kw: densenet_bc.DenseNetBC(cfg, num_classes, **kw),
+    lambda: densenet_bc.default_cfg(100),
+    {"block": ("bottleneck", densenet_bc.BLOCKS)},
 )
 
 ARCHS = tuple(_REGISTRY)

@@ -11,7 +11,11 @@ Slimming prunes only conv *inputs*: every BN stays full size (its channels are t
 concatenated stream) and a :class:`ChannelSelection` picks what the conv reads. ``cfg`` has one
 entry per selection in forward order (L layers, transition, L layers, transition, L layers,
 final): the channels arriving, or the kept indices. Init: conv N(0, sqrt(2 / (k^2 C_out))),
-BN gamma 0.5 and beta 0, linear PyTorch's default.
+BN beta 0, linear PyTorch's default; BN gamma 0.5 in the slimming copy (``source="slimming"``),
+1 in the weight-level one (``"weightlevel"``, bearpaw's densenet.py, otherwise the same network).
+
+:class:`PreActConv` and :class:`Transition` also build DenseNet-BC (:mod:`.densenet_bc`): a
+selection entry of None leaves the selection out, a transition may halve its channels.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .groups import ChannelGroup
-from .init import reference_init
+from .init import BN_GAMMA, check_source, reference_init
 from .selection import ChannelSelection
 
 
@@ -47,20 +51,23 @@ def default_cfg(depth: int, growth: int = 12) -> list[int]:
 
 
 class PreActConv(nn.Module):
-    """BN -> selection -> ReLU -> conv: a dense layer's or a transition's body."""
+    """BN -> selection -> ReLU -> conv: a dense layer's or a transition's body. ``sel`` None: no
+    selection module at all (the weight-level models)."""
 
-    def __init__(self, c_in: int, sel: int | list[int], c_out: int, kernel_size: int):
+    def __init__(self, c_in: int, sel: int | list[int] | None, c_out: int, kernel_size: int):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(c_in)
-        self.select = ChannelSelection.from_cfg(sel, c_in)
-        self.conv1 = nn.Conv2d(self.select.out_channels, c_out, kernel_size, padding=kernel_size // 2, bias=False)
+        self.select = None if sel is None else ChannelSelection.from_cfg(sel, c_in)
+        c_read = c_in if sel is None else self.select.out_channels
+        self.conv1 = nn.Conv2d(c_read, c_out, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv1(F.relu(self.select(self.bn1(x))))
+        x = self.bn1(x)
+        return self.conv1(F.relu(x if self.select is None else self.select(x)))
 
 
 class DenseLayer(PreActConv):
-    def __init__(self, c_in: int, sel: int | list[int], growth: int):
+    def __init__(self, c_in: int, sel: int | list[int] | None, growth: int):
         super().__init__(c_in, sel, growth, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,16 +75,21 @@ class DenseLayer(PreActConv):
 
 
 class Transition(PreActConv):
-    def __init__(self, c_in: int, sel: int | list[int]):
-        super().__init__(c_in, sel, c_in, 1)
+    """Compression 1 (``c_out`` None: as many channels out as in) or DenseNet-BC's halving."""
+
+    def __init__(self, c_in: int, sel: int | list[int] | None, c_out: int | None = None):
+        super().__init__(c_in, sel, c_in if c_out is None else c_out, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(super().forward(x), 2)
 
 
 class DenseNet(nn.Module):
-    def __init__(self, depth: int = 40, cfg: list | None = None, num_classes: int = 10, growth: int = 12):
+    def __init__(
+        self, depth: int = 40, cfg: list | None = None, num_classes: int = 10, growth: int = 12, source: str = "slimming"
+    ):
         super().__init__()
+        check_source(source)
         n = layers_per_block(depth)
         self.depth, self.growth = depth, growth
         self.cfg = list(cfg) if cfg is not None else default_cfg(depth, growth)
@@ -97,7 +109,7 @@ class DenseNet(nn.Module):
         self.bn = nn.BatchNorm2d(c)
         self.select = ChannelSelection.from_cfg(self.cfg[-1], c)
         self.fc = nn.Linear(self.select.out_channels, num_classes)
-        reference_init(self, bn_gamma=0.5, linear_std=None)
+        reference_init(self, BN_GAMMA[source], linear=None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.trans1(self.dense1(self.conv1(x)))

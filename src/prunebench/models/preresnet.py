@@ -1,4 +1,4 @@
-"""CIFAR PreResNet-164 of network slimming (Rethinking's network-slimming folder).
+"""CIFAR PreResNet of network slimming (PreResNet-164) and of weight-level pruning (PreResNet-110).
 
 Depth 9n+2: a 3x3 stem of 16 channels (no BN), three stages of n pre-activation bottlenecks
 (planes 16/32/64, expansion 4, so a residual stream of 64/128/256), then BN -> selection ->
@@ -12,8 +12,11 @@ final one) keeps its width and a :class:`ChannelSelection` picks the channels th
 reads; the two inner convs are pruned by slicing.
 
 ``cfg`` is the reference's flat list: per block [sel, c1, c2] (sel = the stream width, or the
-kept indices), then the final BN's selection. Init: conv N(0, sqrt(2 / (k^2 C_out))), BN gamma
-0.5 and beta 0, linear PyTorch's default.
+kept indices), then the final BN's selection. Init: conv N(0, sqrt(2 / (k^2 C_out))), BN beta 0,
+linear PyTorch's default. ``source`` is the Rethinking folder the copy comes from:
+  "slimming"     network-slimming's preresnet.py: selections, BN gamma 0.5
+  "weightlevel"  bearpaw's preresnet.py (the weight-level folder): the same network without any
+                 selection module (its cfg's sel entries must be the stream widths), BN gamma 1
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .groups import ChannelGroup, bn_keys
-from .init import reference_init
+from .init import BN_GAMMA, check_source, reference_init
 from .selection import ChannelSelection
 
 STAGE_PLANES = (16, 32, 64)
@@ -54,13 +57,19 @@ def default_cfg(depth: int) -> list[int]:
     return [w for sel, p in zip(streams, inner) for w in (sel, p, p)] + [streams[-1]]
 
 
+def _select(select: ChannelSelection | None, x: torch.Tensor) -> torch.Tensor:
+    return x if select is None else select(x)
+
+
 class Bottleneck(nn.Module):
+    """``cfg`` is [sel, c1, c2]; sel None: no selection module (the weight-level copy)."""
+
     def __init__(self, c_in: int, planes: int, cfg: list, stride: int = 1, project: bool = False):
         super().__init__()
         sel, c1, c2 = cfg
         self.bn1 = nn.BatchNorm2d(c_in)
-        self.select = ChannelSelection.from_cfg(sel, c_in)
-        self.conv1 = nn.Conv2d(self.select.out_channels, c1, 1, bias=False)
+        self.select = None if sel is None else ChannelSelection.from_cfg(sel, c_in)
+        self.conv1 = nn.Conv2d(c_in if sel is None else self.select.out_channels, c1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c1)
         self.conv2 = nn.Conv2d(c1, c2, 3, stride=stride, padding=1, bias=False)
         self.bn3 = nn.BatchNorm2d(c2)
@@ -71,20 +80,32 @@ class Bottleneck(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(F.relu(self.select(self.bn1(x))))
+        out = self.conv1(F.relu(_select(self.select, self.bn1(x))))
         out = self.conv2(F.relu(self.bn2(out)))
         out = self.conv3(F.relu(self.bn3(out)))
         return out + (self.downsample(x) if self.downsample is not None else x)
 
 
+def selection_entries(depth: int, cfg: list, selection: bool) -> list:
+    """The cfg's sel entries (every block's, then the final BN's); without selection they can only
+    be the stream widths, and become None (no selection module)."""
+    picks = list(cfg[::3])
+    if selection:
+        return picks
+    if picks != stream_widths(depth):
+        raise ValueError(f"a PreResNet without channel selection needs the stream widths as sel entries, got {picks}")
+    return [None] * len(picks)
+
+
 class PreResNet(nn.Module):
-    def __init__(self, depth: int = 164, cfg: list | None = None, num_classes: int = 10):
+    def __init__(self, depth: int = 164, cfg: list | None = None, num_classes: int = 10, source: str = "slimming"):
         super().__init__()
         n = blocks_per_stage(depth)
-        self.depth = depth
+        self.depth, self.selection = depth, check_source(source) == "slimming"
         self.cfg = list(cfg) if cfg is not None else default_cfg(depth)
         if len(self.cfg) != 9 * n + 1:
             raise ValueError(f"PreResNet-{depth} cfg needs {9 * n + 1} entries, got {len(self.cfg)}")
+        sels = selection_entries(depth, self.cfg, self.selection)
         self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
         c_in = 16
         for s, planes in enumerate(STAGE_PLANES):
@@ -92,22 +113,23 @@ class PreResNet(nn.Module):
             for b in range(n):
                 i = s * n + b
                 stride = 2 if (s > 0 and b == 0) else 1
-                blocks.append(Bottleneck(c_in, planes, self.cfg[3 * i : 3 * i + 3], stride, project=b == 0))
+                blocks.append(Bottleneck(c_in, planes, [sels[i], *self.cfg[3 * i + 1 : 3 * i + 3]], stride, project=b == 0))
                 c_in = planes * EXPANSION
             self.add_module(f"layer{s + 1}", nn.Sequential(*blocks))
         self.bn = nn.BatchNorm2d(c_in)
-        self.select = ChannelSelection.from_cfg(self.cfg[-1], c_in)
-        self.fc = nn.Linear(self.select.out_channels, num_classes)
-        reference_init(self, bn_gamma=0.5, linear_std=None)
+        self.select = None if sels[-1] is None else ChannelSelection.from_cfg(sels[-1], c_in)
+        self.fc = nn.Linear(c_in if self.select is None else self.select.out_channels, num_classes)
+        reference_init(self, BN_GAMMA[source], linear=None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
-        x = F.relu(self.select(self.bn(x)))
+        x = F.relu(_select(self.select, self.bn(x)))
         x = F.adaptive_avg_pool2d(x, 1)
         return self.fc(torch.flatten(x, 1))
 
     def channel_groups(self) -> list[ChannelGroup]:
-        """Per block: bn1's selection, conv1's outputs (bn2), conv2's outputs (bn3); then the final BN."""
+        """Per block: bn1's selection, conv1's outputs (bn2), conv2's outputs (bn3); then the final
+        BN's selection. Without selection modules only the conv groups, numbered 1, 2, ..."""
         n = blocks_per_stage(self.depth)
         streams = stream_widths(self.depth)
         specs = []  # (name, stage, bn, producers, consumer, selection)
@@ -120,11 +142,13 @@ class PreResNet(nn.Module):
         specs.append(("select", 2, "bn", (), "fc", True))
         groups = []
         for j, (name, stage, bn, producers, consumer, selection) in enumerate(specs):
+            if selection and not self.selection:
+                continue
             groups.append(
                 ChannelGroup(
                     name=name,
                     cfg_index=j,
-                    layer_id=j + 1,
+                    layer_id=len(groups) + 1,
                     stage=stage,
                     width=streams[j // 3] if selection else self.cfg[j],
                     bn=bn,

@@ -10,6 +10,16 @@ True lets the gradient through. Forward outputs are the same either way.
 
 ``cfg`` holds each block's first-conv width, the only width Li et al. prune on CIFAR: the
 second conv must match the parameter-free shortcut.
+
+Init (both folders): conv N(0, sqrt(2 / (k^2 C_out))), BN gamma 1 and beta 0. The linear layer
+keeps PyTorch's default in the L1 reference (``fc_init="default"``); the SFP reference draws it
+with ``kaiming_normal_`` and a zero bias (``fc_init="kaiming"``).
+
+``dead_offsets=True`` gives every block a constant ``offset`` buffer added to conv2's output:
+the physically pruned form of a soft-filter-pruned network. SFP zeroes conv weights only, so
+a removed inner channel still outputs the constant ReLU(BN(0)); its effect on conv2 (a fixed
+map, zero padding included) moves into the offset, and the small network computes exactly
+what the masked one does in eval mode (:mod:`prunebench.pruning.folding`).
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ from .groups import ChannelGroup, bn_keys
 from .init import reference_init
 
 STAGE_WIDTHS = (16, 32, 64)
+IMAGE_SIZE = 32  # CIFAR: the offsets of ``dead_offsets`` have the stages' map sizes
+FC_INITS = {"default": None, "kaiming": "kaiming"}  # option value -> reference_init's ``linear``
 
 
 def default_cfg(depth: int) -> list[int]:
@@ -54,7 +66,7 @@ class ShortcutA(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, c_in: int, mid: int, c_out: int, stride: int, shortcut: str, shortcut_grad: bool):
+    def __init__(self, c_in: int, mid: int, c_out: int, stride: int, shortcut: str, shortcut_grad: bool, offset_size: int = 0):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, mid, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(mid)
@@ -62,11 +74,14 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         needs_shortcut = stride != 1 or c_in != c_out
         self.shortcut = ShortcutA(stride, c_out - c_in, shortcut, shortcut_grad) if needs_shortcut else nn.Identity()
+        # What removed inner channels contributed to conv2 (see ResNet's ``dead_offsets``).
+        self.offset = nn.Buffer(torch.zeros(c_out, offset_size, offset_size)) if offset_size else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        out = self.conv2(F.relu(self.bn1(self.conv1(x))))
+        if self.offset is not None:
+            out = out + self.offset
+        return F.relu(self.bn2(out) + self.shortcut(x))
 
 
 class ResNet(nn.Module):
@@ -77,10 +92,14 @@ class ResNet(nn.Module):
         num_classes: int = 10,
         shortcut: str = "avgpool",
         shortcut_grad: bool = False,
+        fc_init: str = "default",
+        dead_offsets: bool = False,
     ):
         super().__init__()
         if shortcut not in ("avgpool", "subsample"):
             raise ValueError(f"shortcut must be 'avgpool' or 'subsample', got {shortcut!r}")
+        if fc_init not in FC_INITS:
+            raise ValueError(f"fc_init must be one of {tuple(FC_INITS)}, got {fc_init!r}")
         n = blocks_per_stage(depth)
         self.depth, self.shortcut, self.shortcut_grad = depth, shortcut, shortcut_grad
         self.cfg = list(cfg) if cfg is not None else default_cfg(depth)
@@ -93,11 +112,12 @@ class ResNet(nn.Module):
             blocks = []
             for b in range(n):
                 stride = 2 if (s > 0 and b == 0) else 1
-                blocks.append(BasicBlock(c_in, self.cfg[i], width, stride, shortcut, shortcut_grad))
+                size = IMAGE_SIZE >> s if dead_offsets else 0
+                blocks.append(BasicBlock(c_in, self.cfg[i], width, stride, shortcut, shortcut_grad, size))
                 c_in, i = width, i + 1
             self.add_module(f"layer{s + 1}", nn.Sequential(*blocks))
         self.fc = nn.Linear(64, num_classes)
-        reference_init(self, bn_gamma=1.0, linear_std=None)
+        reference_init(self, bn_gamma=1.0, linear=FC_INITS[fc_init])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))

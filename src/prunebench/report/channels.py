@@ -136,6 +136,8 @@ def plot_channels(prune_reports: list[dict], png_path: str | PathLike, title: st
     """Channels kept per layer (mean over seeds) against the full width; one panel per (dataset, arch)."""
     table = channels_table(prune_reports)
     df = _layers(prune_reports)
+    # Masked methods (unstructured, SFP) report conv weights per layer rather than channels.
+    unit = "conv weights" if any(isinstance(r, dict) and r.get("unit") == "conv weights" for r in prune_reports) else "channels"
     panels, layers = _order(df) if len(df) else ([], {})
     most = max((len(v) for v in layers.values()), default=1)
     axes_inches = min(14.0, max(7.5, 0.12 * most))
@@ -174,7 +176,7 @@ def plot_channels(prune_reports: list[dict], png_path: str | PathLike, title: st
                 ax.set_xticks(range(len(names)), names, rotation=90, fontsize="small")
             ax.set_xlim(-0.6, len(names) - 0.4)
             ax.set_ylim(0, 1.1 * float(full["before"].max()))
-            ax.set_ylabel("channels")
+            ax.set_ylabel(unit)
             ax.grid(axis="x", visible=False)
             standin = bool(df[(df["dataset"] == dataset) & (df["arch"] == arch)]["standin"].any())
             methods = ", ".join(m for m in dict.fromkeys(df[(df["dataset"] == dataset) & (df["arch"] == arch)]["method"]) if m)
@@ -189,7 +191,7 @@ def plot_channels(prune_reports: list[dict], png_path: str | PathLike, title: st
                 handles.append(Patch(facecolor="none", edgecolor="none"))
                 labels.append(f"pruned on {STANDIN_LABEL} data: widths not meaningful")
             ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False, fontsize="small")
-        fig.suptitle(f"{title}\nchannels kept per layer: line = mean over seeds, band = min–max over seeds", fontsize="large")
+        fig.suptitle(f"{title}\n{unit} kept per layer: line = mean over seeds, band = min–max over seeds", fontsize="large")
         fig.tight_layout()
         with atomic_path(png_path) as tmp:
             fig.savefig(tmp, format="png", dpi=150)

@@ -20,17 +20,17 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
-from .table import ARM_LABELS, ARMS, STANDIN_LABEL, dataset_name, dataset_sort_key  # noqa: E402
+from .sweep import is_sweep, plot_sweep  # noqa: E402
+from .table import ARM_LABELS, STANDIN_LABEL, dataset_name, dataset_sort_key, present_arms  # noqa: E402
 
 _WIDTH = 0.8  # total width of one x group of dodged bars
-_HUES = [ARM_LABELS[a] for a in ARMS]
 
 
-def _long(df: pd.DataFrame) -> pd.DataFrame:
+def _long(df: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
     """One row per (model, arm): ours and the paper's, for the bars and the overlays."""
     rows = []
     for r in df.to_dict("records"):
-        for arm in ARMS:
+        for arm in arms:
             conf = r.get(f"paper_{arm}_confirmed")
             rows.append(
                 {
@@ -51,12 +51,13 @@ def _standin(df: pd.DataFrame) -> bool:
     return "standin" in df and bool(df["standin"].map(lambda v: str(v).strip().lower() in ("true", "1")).any())
 
 
-def _panel(ax, df: pd.DataFrame, colors: dict, standin: bool) -> None:
+def _panel(ax, df: pd.DataFrame, colors: dict, standin: bool, arms: list[str]) -> None:
     """Bars of one dataset's rows on ``ax``."""
-    long = _long(df)
+    long = _long(df, arms)
+    hues = [ARM_LABELS[a] for a in arms]
     models = list(dict.fromkeys(long["model"]))
-    step = _WIDTH / len(_HUES)
-    long["x"] = [models.index(m) - _WIDTH / 2 + step * (_HUES.index(a) + 0.5) for m, a in zip(long["model"], long["arm"])]
+    step = _WIDTH / len(hues)
+    long["x"] = [models.index(m) - _WIDTH / 2 + step * (hues.index(a) + 0.5) for m, a in zip(long["model"], long["arm"])]
 
     bars = long[long["mean"].notna()]
     ax.bar(
@@ -92,11 +93,16 @@ def _panel(ax, df: pd.DataFrame, colors: dict, standin: bool) -> None:
 def plot_study(df: pd.DataFrame, png_path: str | PathLike, title: str) -> None:
     """Bar chart of our mean ± std per model and arm, with the paper's numbers as markers.
 
-    Works for any study's table (``build_table`` or ``read_table``); one panel per dataset.
+    Works for any study's table (``build_table`` or ``read_table``); one panel per dataset. A
+    sweep of prune ratios (unstructured pruning) is drawn as accuracy against ratio instead.
     """
+    if is_sweep(df):
+        return plot_sweep(df, png_path, title)
+    arms = present_arms(df)
+    hues = [ARM_LABELS[a] for a in arms]
     first_seen = list(dict.fromkeys(df["dataset"])) if len(df) else []
     datasets = sorted(first_seen, key=lambda d: dataset_sort_key(d, first_seen)) or [None]
-    colors = dict(zip(_HUES, sns.color_palette("colorblind", len(_HUES))))
+    colors = dict(zip(hues, sns.color_palette("colorblind", len(hues))))
     widths = [max(1, df.loc[df["dataset"] == d, "model"].nunique()) if d is not None else 1 for d in datasets]
 
     with sns.axes_style("whitegrid"):  # scoped: leave global matplotlib style alone
@@ -112,13 +118,13 @@ def plot_study(df: pd.DataFrame, png_path: str | PathLike, title: str) -> None:
                 continue
             sub = df[df["dataset"] == d]
             standin = _standin(sub)
-            _panel(ax, sub, colors, standin)
+            _panel(ax, sub, colors, standin, arms)
             ax.set_title(dataset_name(d, standin), color="firebrick" if standin else "black",
                          fontweight="bold" if standin else "normal")
 
         metric = df["metric"].iloc[0] if "metric" in df and len(df) else "best"
         fig.suptitle(f"{title}: {metric} test accuracy, ours vs paper")
-        handles = [Patch(facecolor=colors[h], label=f"ours: {h}") for h in _HUES]
+        handles = [Patch(facecolor=colors[h], label=f"ours: {h}") for h in hues]
         handles += [
             Line2D([], [], color="0.2", marker="|", linestyle="none", markersize=10, label="ours: ± std over seeds"),
             Line2D([], [], color="none", marker="D", markerfacecolor="0.6", markeredgecolor="black", label="paper (filled in arm colour)"),
@@ -126,7 +132,7 @@ def plot_study(df: pd.DataFrame, png_path: str | PathLike, title: str) -> None:
         ]
         if _standin(df):
             handles.append(Patch(facecolor="0.7", hatch="//", edgecolor="white", label=f"ours, {STANDIN_LABEL} data"))
-        if df[[f"{a}_mean" for a in ARMS]].isna().any().any():
+        if df[[f"{a}_mean" for a in arms]].isna().any().any():
             handles.append(Line2D([], [], color="0.4", marker="$–$", linestyle="none", label="arm has no runs"))
         axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
         fig.tight_layout()

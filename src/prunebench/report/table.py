@@ -21,12 +21,13 @@ import pandas as pd
 from ..errors import UserError
 from ..io import write_text, write_together
 
-ARMS = ("unpruned", "finetune", "scratch-e", "scratch-b")
-ARM_LABELS = {"unpruned": "unpruned", "finetune": "fine-tuned", "scratch-e": "Scratch-E", "scratch-b": "Scratch-B"}
+ARMS = ("unpruned", "soft", "finetune", "scratch-e", "scratch-b")
+ARM_LABELS = {"unpruned": "unpruned", "soft": "soft-pruned", "finetune": "fine-tuned", "scratch-e": "Scratch-E", "scratch-b": "Scratch-B"}
 METRICS = ("best", "final")
 DATASET_ORDER = ("cifar10", "cifar100")
 DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ImageNet"}
-ARCH_LABELS = {"vgg": "VGG", "resnet": "ResNet", "preresnet": "PreResNet", "densenet": "DenseNet"}
+ARCH_LABELS = {"vgg": "VGG", "resnet": "ResNet", "preresnet": "PreResNet", "densenet": "DenseNet", "densenetbc": "DenseNet-BC"}
+KEEP_RATE_METHODS = ("sfp",)  # methods whose setting is the share kept, not removed
 STANDIN_LABEL = "synthetic stand-in"
 MISSING = "–"
 UNCONFIRMED = "*"
@@ -42,7 +43,7 @@ TABLE_COLUMNS += ["standin", "runs"]
 # --------------------------------------------------------------------------- names
 def arch_name(arch: str) -> str:
     """vgg16 -> VGG-16, resnet56 -> ResNet-56, preresnet164 -> PreResNet-164, densenet40 -> DenseNet-40."""
-    m = re.fullmatch(r"(vgg|resnet|preresnet|densenet)(\d+)", arch)
+    m = re.fullmatch(r"(vgg|resnet|preresnet|densenetbc|densenet)(\d+)", arch)
     return f"{ARCH_LABELS[m.group(1)]}-{m.group(2)}" if m else arch
 
 
@@ -72,13 +73,15 @@ def setting_label(setting: object) -> str:
     return f"{100 * r:.4g}%" if r is not None else s
 
 
-def display_name(arch: str, setting: object = None) -> str:
-    """Model name as the papers print it: ResNet-56-A for a variant, VGG-19 (70%) for a ratio."""
+def display_name(arch: str, setting: object = None, method: str | None = None) -> str:
+    """Model name as the papers print it: ResNet-56-A for a variant, VGG-19 (70%) for a ratio,
+    ResNet-56 (keep 70%) for a keep rate (SFP)."""
     s = normalize_setting(setting)
     if s is None:
         return arch_name(arch)
     if ratio(s) is not None:
-        return f"{arch_name(arch)} ({setting_label(s)})"
+        keep = "keep " if method in KEEP_RATE_METHODS else ""
+        return f"{arch_name(arch)} ({keep}{setting_label(s)})"
     return f"{arch_name(arch)}-{s}" if re.fullmatch(r"[A-Za-z]+", s) else f"{arch_name(arch)} ({s})"
 
 
@@ -211,7 +214,7 @@ def build_table(evals: list[dict], study: str, metric: str = "best", paper: pd.D
         mine = runs[(runs["dataset"] == dataset) & (runs["arch"] == arch)]
         mine = mine[(mine["setting"] == setting) | (mine["arm"] == "unpruned")]
         row = {
-            "study": study, "model": display_name(arch, setting), "dataset": dataset, "arch": arch, "setting": setting,
+            "study": study, "model": display_name(arch, setting, methods[0] if methods else None), "dataset": dataset, "arch": arch, "setting": setting,
             "metric": metric, "seeds": mine["seed"].nunique(),
         }
         for arm in ARMS:
@@ -280,12 +283,22 @@ def _count_cell(n: float, reduction_pct: float) -> str:
     return f"{n / 10**exp:.2f}e{exp} ({reduction_pct:.1f}%)"
 
 
+def present_arms(df: pd.DataFrame) -> list[str]:
+    """The arms a table shows: unpruned always, the others where a row has ours or the paper's
+    number (SFP has no fine-tuned arm, the other methods no soft-pruned one)."""
+    if not len(df):
+        return [a for a in ARMS if a != "soft"]
+    return [a for a in ARMS if a == "unpruned" or df[f"{a}_mean"].notna().any() or df[f"paper_{a}"].notna().any()]
+
+
 def to_markdown(df: pd.DataFrame, title: str) -> str:
     """A Markdown page a person can read at a glance: one row per model, ours then the paper's."""
     metric = df["metric"].iloc[0] if len(df) else "best"
     standin = sorted({dataset_name(d) for d, s in zip(df["dataset"], df["standin"]) if _truthy(s)})
-    head = ["Model", "Dataset", "Seeds"] + [ARM_LABELS[a] for a in ARMS] + ["MACs (reduction)", "Params (reduction)"]
-    head += [f"Paper {ARM_LABELS[a]}" for a in ARMS]
+    arms = present_arms(df)
+    head = ["Model", "Dataset", "Seeds"] + [ARM_LABELS[a] for a in arms] + ["MACs (reduction)", "Params (reduction)"]
+    paper_arms = [a for a in arms if df[f"paper_{a}"].notna().any()]  # no empty paper columns
+    head += [f"Paper {ARM_LABELS[a]}" for a in paper_arms]
     lines = [f"# {title}", ""]
     if standin:
         lines += [
@@ -296,9 +309,9 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in df.to_dict("records"):
         cells = [r["model"], dataset_name(r["dataset"], _truthy(r["standin"])), str(r["seeds"])]
-        cells += [_acc_cell(r[f"{a}_mean"], r[f"{a}_std"]) for a in ARMS]
+        cells += [_acc_cell(r[f"{a}_mean"], r[f"{a}_std"]) for a in arms]
         cells += [_count_cell(r["macs"], r["macs_reduction_pct"]), _count_cell(r["params"], r["params_reduction_pct"])]
-        cells += [_acc_cell(r[f"paper_{a}"], r[f"paper_{a}_std"], r[f"paper_{a}_confirmed"]) for a in ARMS]
+        cells += [_acc_cell(r[f"paper_{a}"], r[f"paper_{a}_std"], r[f"paper_{a}_confirmed"]) for a in paper_arms]
         lines.append("| " + " | ".join(cells) + " |")
     if not len(df):
         lines.append("| (no pruned runs) |" + " |" * (len(head) - 1))
@@ -307,10 +320,18 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
         "",
         f"Test accuracy (%), metric `{metric}` ({'best over epochs, as the papers report' if metric == 'best' else 'after the last epoch'}): "
         f"mean ± std over seeds (std with ddof=1; no ± when there is one seed; {MISSING} when the arm has no runs). "
-        "MACs and params are of the pruned network (mean over seeds), with the reduction from the unpruned one in parentheses."
-        + (" A percentage after the model is its global prune ratio (share of channels removed)." if ratios else ""),
+        "MACs and params are of the pruned network (mean over seeds), with the reduction from the unpruned one in parentheses"
+        " (a masked network, unstructured or SFP, counts its non-zero conv weights only)."
+        + (
+            " A percentage after the model is its prune ratio: the share of channels (network slimming) or of conv"
+            " weights (unstructured pruning) removed; 'keep' marks the share of filters kept (SFP)."
+            if ratios
+            else ""
+        ),
         "",
-        f"\\{UNCONFIRMED} The paper's number is recalled, not confirmed against a published source; treat it as approximate.",
+        f"\\{UNCONFIRMED} The paper's number is recalled, not confirmed against a published source; treat it as approximate."
+        if paper_arms
+        else "No published numbers for this table are on record (report/paper_numbers.csv), so there are no paper columns.",
         "",
     ]
     if standin:

@@ -1,0 +1,80 @@
+"""Self-checks of masked runs, written into their metrics.json and prune.json.
+
+A masked network (unstructured pruning, SFP) must keep its pruned weights at zero through
+training, leave no conv empty, and count its MACs the same way from its weights and from its
+masks; SFP's physically pruned form must compute what the masked one does. These functions
+measure all of that so every run records it; a failed check is logged and written down.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+from torch import nn
+
+from . import masks, methods
+from .counting import conv_positions, count_macs, count_macs_by_mask, count_params
+
+log = logging.getLogger("prunebench")
+
+
+def mask_checks(model: nn.Module, before: dict | None) -> dict:
+    """A masked run's self-checks: sparsity before and after training (no regrowth), no conv left
+    empty, and MACs counted from the non-zero weights and from the masks, which must agree."""
+    after = masks.sparsity(model)
+    checks = {
+        "sparsity_before": before["sparsity"] if before else None,
+        "sparsity_after": after["sparsity"],
+        "nonzero_before": before["nonzero"] if before else None,
+        "nonzero_after": after["nonzero"],
+        "no_regrowth": before is None or after["nonzero"] <= before["nonzero"],
+        "empty_layers": after["empty_layers"],
+        "macs_nonzero": count_macs(model, sparse=True),
+    }
+    if masks.is_masked(model):
+        checks["macs_mask"] = count_macs_by_mask(model)
+        checks["macs_agree"] = checks["macs_nonzero"] == checks["macs_mask"]
+    for name, ok in (("no regrowth", checks["no_regrowth"]), ("no empty layer", not checks["empty_layers"]), ("MACs agree", checks.get("macs_agree", True))):
+        if not ok:
+            log.warning("mask check failed: %s (%s)", name, {k: v for k, v in checks.items() if k != "layers"})
+    return checks
+
+
+@torch.no_grad()
+def physical_checks(masked: nn.Module, small: nn.Module, make_physical, arch: str, num_classes: int, options: dict) -> dict:
+    """The physically pruned network ``small`` against the masked one: eval-mode outputs on a
+    random batch, and MACs by two counts that must agree. The outputs are compared in float64
+    (the physical form rebuilt from a float64 copy by ``make_physical``), so a real difference
+    cannot hide in float32 rounding."""
+    from .pruning.folding import macs_without_dead_inputs
+
+    masked64 = masks.clone(masked).double().eval()
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    reference, out = masked64(x), make_physical(masked64, arch, num_classes, options)(x)
+    diff = (reference - out).abs().max().item()
+    macs, independent = count_macs(small, sparse=True), macs_without_dead_inputs(masked)
+    checks = {
+        "cfg": list(small.cfg),
+        "macs": macs,
+        "params": count_params(small),
+        "macs_masked_without_dead_inputs": independent,
+        "macs_agree": macs == independent,
+        "max_abs_logit_diff": diff,
+        "equal": diff <= 1e-9 * max(1.0, reference.abs().max().item()),
+    }
+    if not (checks["equal"] and checks["macs_agree"]):
+        raise RuntimeError(f"physical pruning disagrees with the masked network: {checks}")
+    return checks
+
+
+def mask_layers(model: nn.Module, pruned: methods.Pruned) -> list[dict]:
+    """prune.json's per-layer rows for a masked method: conv weights before and after, the stage
+    from the layer's output size (32x32 -> 0, 16x16 -> 1, ...)."""
+    positions = conv_positions(model)
+    rows = []
+    for i, (key, mask) in enumerate(pruned.masks.items()):
+        stage = max(0, round(math.log2(32 / math.sqrt(positions[key]))))
+        rows.append({"layer": key[: -len(".weight")], "layer_id": i + 1, "stage": stage, "selection": False, "ratio": round(pruned.ratios[key], 6), "before": mask.numel(), "after": int(mask.sum())})
+    return rows
