@@ -77,6 +77,7 @@ def test_masked_training_keeps_pruned_weights_exactly_zero(data, tmp_path):
     fit(model, data, hp, torch.device("cpu"), tmp_path / "ckpt.pt")
     after = masks.sparsity(model)
     assert after["nonzero"] == before["nonzero"] and after["sparsity"] == before["sparsity"]
+    assert before["pruned_nonzero"] == after["pruned_nonzero"] == 0
     for key, conv in masks.conv_weights(model).items():
         mask = conv.weight_mask.bool()
         assert (conv.weight_orig[~mask] == 0).all(), key  # the parameter itself, not only the product

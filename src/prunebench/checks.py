@@ -21,22 +21,24 @@ log = logging.getLogger("prunebench")
 
 
 def mask_checks(model: nn.Module, before: dict | None) -> dict:
-    """A masked run's self-checks: sparsity before and after training (no regrowth), no conv left
-    empty, and MACs counted from the non-zero weights and from the masks, which must agree."""
+    """A masked run's self-checks: sparsity before and after training, no regrowth (every pruned
+    weight still exactly 0), no conv left empty, and MACs counted from the non-zero weights and
+    from the masks, which must agree. A soft-pruned run has no mask: no regrowth check."""
     after = masks.sparsity(model)
     checks = {
         "sparsity_before": before["sparsity"] if before else None,
         "sparsity_after": after["sparsity"],
         "nonzero_before": before["nonzero"] if before else None,
         "nonzero_after": after["nonzero"],
-        "no_regrowth": before is None or after["nonzero"] <= before["nonzero"],
+        "pruned_nonzero": after["pruned_nonzero"] if masks.is_masked(model) else None,
+        "no_regrowth": after["pruned_nonzero"] == 0 if masks.is_masked(model) else None,
         "empty_layers": after["empty_layers"],
         "macs_nonzero": count_macs(model, sparse=True),
     }
     if masks.is_masked(model):
         checks["macs_mask"] = count_macs_by_mask(model)
         checks["macs_agree"] = checks["macs_nonzero"] == checks["macs_mask"]
-    for name, ok in (("no regrowth", checks["no_regrowth"]), ("no empty layer", not checks["empty_layers"]), ("MACs agree", checks.get("macs_agree", True))):
+    for name, ok in (("no regrowth", checks["no_regrowth"] is not False), ("no empty layer", not checks["empty_layers"]), ("MACs agree", checks.get("macs_agree", True))):
         if not ok:
             log.warning("mask check failed: %s (%s)", name, {k: v for k, v in checks.items() if k != "layers"})
     return checks
