@@ -123,13 +123,15 @@ def plot_study(df: pd.DataFrame, png_path: str | PathLike, title: str) -> None:
                          fontweight="bold" if standin else "normal")
 
         metric = df["metric"].iloc[0] if "metric" in df and len(df) else "best"
-        fig.suptitle(f"{title}: {metric} test accuracy, ours vs paper")
+        has_paper = bool(df[[f"paper_{a}" for a in arms]].notna().any().any())
+        fig.suptitle(f"{title}: {metric} test accuracy" + (", ours vs paper" if has_paper else ""))
         handles = [Patch(facecolor=colors[h], label=f"ours: {h}") for h in hues]
-        handles += [
-            Line2D([], [], color="0.2", marker="|", linestyle="none", markersize=10, label="ours: ± std over seeds"),
-            Line2D([], [], color="none", marker="D", markerfacecolor="0.6", markeredgecolor="black", label="paper (filled in arm colour)"),
-            Line2D([], [], color="none", marker="D", markerfacecolor="white", markeredgecolor="black", label="paper, unconfirmed (*)"),
-        ]
+        handles.append(Line2D([], [], color="0.2", marker="|", linestyle="none", markersize=10, label="ours: ± std over seeds"))
+        if has_paper:  # no paper markers, no legend for them
+            handles += [
+                Line2D([], [], color="none", marker="D", markerfacecolor="0.6", markeredgecolor="black", label="paper (filled in arm colour)"),
+                Line2D([], [], color="none", marker="D", markerfacecolor="white", markeredgecolor="black", label="paper, unconfirmed (*)"),
+            ]
         if _standin(df):
             handles.append(Patch(facecolor="0.7", hatch="//", edgecolor="white", label=f"ours, {STANDIN_LABEL} data"))
         if df[[f"{a}_mean" for a in arms]].isna().any().any():
