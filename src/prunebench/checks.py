@@ -30,6 +30,7 @@ def mask_checks(model: nn.Module, before: dict | None) -> dict:
         "sparsity_after": after["sparsity"],
         "nonzero_before": before["nonzero"] if before else None,
         "nonzero_after": after["nonzero"],
+        "conv_weights": after["conv_weights"],
         "pruned_nonzero": after["pruned_nonzero"] if masks.is_masked(model) else None,
         "no_regrowth": after["pruned_nonzero"] == 0 if masks.is_masked(model) else None,
         "empty_layers": after["empty_layers"],
@@ -45,17 +46,19 @@ def mask_checks(model: nn.Module, before: dict | None) -> dict:
 
 
 @torch.no_grad()
-def physical_checks(masked: nn.Module, small: nn.Module, make_physical, arch: str, num_classes: int, options: dict) -> dict:
-    """The physically pruned network ``small`` against the masked one: eval-mode outputs on a
-    random batch, and MACs by two counts that must agree. The outputs are compared in float64
-    (the physical form rebuilt from a float64 copy by ``make_physical``), so a real difference
-    cannot hide in float32 rounding."""
+def physical_checks(masked: nn.Module, make_physical, arch: str, num_classes: int, options: dict) -> tuple[dict, nn.Module]:
+    """The physically pruned form of ``masked`` (built by ``make_physical``) and its checks:
+    eval-mode outputs equal to the masked network's on a random batch, and MACs by two counts
+    that agree. It is built and compared in float64, so a real difference cannot hide in float32
+    rounding; the network returned is its float32 copy."""
     from .pruning.folding import macs_without_dead_inputs
 
     masked64 = masks.clone(masked).double().eval()
+    small64 = make_physical(masked64, arch, num_classes, options)
     x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    reference, out = masked64(x), make_physical(masked64, arch, num_classes, options)(x)
+    reference, out = masked64(x), small64(x)
     diff = (reference - out).abs().max().item()
+    small = small64.float()
     macs, independent = count_macs(small, sparse=True), macs_without_dead_inputs(masked)
     checks = {
         "cfg": list(small.cfg),
@@ -68,7 +71,7 @@ def physical_checks(masked: nn.Module, small: nn.Module, make_physical, arch: st
     }
     if not (checks["equal"] and checks["macs_agree"]):
         raise RuntimeError(f"physical pruning disagrees with the masked network: {checks}")
-    return checks
+    return checks, small
 
 
 def mask_layers(model: nn.Module, pruned: methods.Pruned) -> list[dict]:

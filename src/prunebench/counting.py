@@ -30,12 +30,18 @@ def scratch_b_epochs(epochs: int, macs_full: int, macs_pruned: int) -> int:
 
 
 @torch.no_grad()
-def _forward_one(model: nn.Module, image_size: int, hooks=()) -> FlopCounterMode:
-    """One eval-mode forward pass of a blank image under the FLOP counter, with forward hooks."""
+def _measure(model: nn.Module, image_size: int) -> tuple[int, dict[str, int]]:
+    """One eval-mode forward pass of a blank image: the dense MACs (PyTorch's FLOP counter) and
+    the output positions (H_out x W_out) of every conv, by the name of its weight."""
+    positions = {}
+    handles = [
+        m.register_forward_hook(lambda mod, inputs, out, key=f"{name}.weight": positions.__setitem__(key, out.shape[-1] * out.shape[-2]))
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d)
+    ]
     was_training = model.training
     model.eval()
     x = torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device)
-    handles = [m.register_forward_hook(h) for m, h in hooks]
     try:
         with FlopCounterMode(display=False) as counter:
             model(x)
@@ -43,19 +49,12 @@ def _forward_one(model: nn.Module, image_size: int, hooks=()) -> FlopCounterMode
         for h in handles:
             h.remove()
         model.train(was_training)
-    return counter
+    return counter.get_total_flops() // 2, positions
 
 
 def conv_positions(model: nn.Module, image_size: int = 32) -> dict[str, int]:
     """Output positions (H_out x W_out) of every conv, by the name of its weight."""
-    sizes = {}
-    hooks = [
-        (m, lambda mod, inputs, out, key=f"{name}.weight": sizes.__setitem__(key, out.shape[-1] * out.shape[-2]))
-        for name, m in model.named_modules()
-        if isinstance(m, nn.Conv2d)
-    ]
-    _forward_one(model, image_size, hooks)
-    return sizes
+    return _measure(model, image_size)[1]
 
 
 def count_macs(model: nn.Module, image_size: int = 32, sparse: bool | None = None) -> int:
@@ -63,16 +62,15 @@ def count_macs(model: nn.Module, image_size: int = 32, sparse: bool | None = Non
     whether the model is masked) leaves out the products of zero conv weights."""
     if sparse is None:
         sparse = masks.is_masked(model)
-    dense = _forward_one(model, image_size).get_total_flops() // 2
+    dense, positions = _measure(model, image_size)
     if not sparse:
         return dense
     convs = masks.conv_weights(model)
-    return dense - sum(int((masks.effective(convs[k]) == 0).sum()) * n for k, n in conv_positions(model, image_size).items())
+    return dense - sum(int((masks.effective(convs[k]) == 0).sum()) * n for k, n in positions.items())
 
 
 def count_macs_by_mask(model: nn.Module, image_size: int = 32) -> int:
     """MACs of a masked model from its masks rather than its weights: the second count of the
     per-run checks, equal to ``count_macs`` unless a kept weight is exactly zero."""
-    positions = conv_positions(model, image_size)
-    removed = sum(int((~m).sum()) * positions[k] for k, m in masks.masks_of(model).items())
-    return count_macs(model, image_size, sparse=False) - removed
+    dense, positions = _measure(model, image_size)
+    return dense - sum(int((~m).sum()) * positions[k] for k, m in masks.masks_of(model).items())

@@ -178,9 +178,10 @@ def train_run(
     run = spec.describe(data.dataset, scale)
     log.info("train %s on %s (%d images), %d epochs, device %s", run, data.dataset, len(data.train_x), epochs, device)
     result = fit(model, data, hp, device, ckpt)
+    checks = mask_checks(model, masked_before) if masked_before is not None or spec.arm == "soft" else None
     if spec.arm == "soft":  # the final zero pattern is the pruned architecture
-        macs, zeros = count_macs(model, sparse=True), masks.sparsity(model)
-        params -= zeros["conv_weights"] - zeros["nonzero"]
+        macs = checks["macs_nonzero"]
+        params -= checks["conv_weights"] - checks["nonzero_after"]
     metrics = {
         "run": run,
         **{k: result[k] for k in ("final_accuracy", "best_accuracy", "best_epoch")},
@@ -199,8 +200,8 @@ def train_run(
         "history": result["history"],
         "provenance": provenance(),
     }
-    if masked_before is not None or spec.arm == "soft":
-        metrics["mask_checks"] = mask_checks(model, masked_before)
+    if checks is not None:
+        metrics["mask_checks"] = checks
     write_together(
         (model_out, lambda: save_model(model_out, model, spec.arch, data.num_classes, options=options, run=run, hparams=hp.as_dict(), standin=data.standin)),
         (metrics_out, lambda: write_json(metrics_out, metrics)),
@@ -226,7 +227,7 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
         raise UserError(f"{model_path} is already pruned (cfg {meta['cfg']}); prune the full {arch} model")
     model.eval()
     pruned = method.prune(model, arch, setting, seed)
-    if pruned.masks is not None:
+    if method.masked:
         small, kept, layers = masks.apply(masks.clone(model), pruned.masks), None, mask_layers(model, pruned)
     else:
         small = cut(model, arch, pruned.keep, num_classes, **options)
@@ -255,12 +256,11 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
         "input": {"path": model_path, "sha256": sha256(model_path)},
         "provenance": provenance(),
     }
-    if pruned.masks is not None:
+    if method.masked:
         report["unit"] = "conv weights"  # of the per-layer before/after counts
         report["mask_checks"] = mask_checks(small, None)
     if method.physical is not None:
-        physical_model = method.physical(small, arch, num_classes, options)
-        report["physical"] = physical_checks(small, physical_model, method.physical, arch, num_classes, options)
+        report["physical"], physical_model = physical_checks(small, method.physical, arch, num_classes, options)
         report["mask_checks"]["macs_physical"] = report["physical"]["macs"]
     report["macs_reduction_pct"] = round(100 * (1 - report["macs_after"] / report["macs_before"]), 2)
     report["params_reduction_pct"] = round(100 * (1 - report["params_after"] / report["params_before"]), 2)
