@@ -12,7 +12,8 @@
 #    (COMPLETED, by rule) and a per-job log under .snakemake/slurm_logs/, and every training job
 #    was allocated gres/gpu=1 while no other job was;
 # 4. compares tables/l1.csv with a local run of the same config: results/ when it is up to date
-#    and was trained on CPU, else a fresh local run;
+#    and was trained on CPU with this DATA_ROOT, else a local run of its own, kept under $OUT for
+#    as long as the code (src/, workflow/, Snakefile, config.yaml) is unchanged;
 # 5. stops the cluster (trap), unless SLURM_SMOKE_KEEP_CLUSTER=1.
 #
 # Environment: SLURM_SMOKE_OUT (default /tmp/prunebench-slurm-smoke: results, logs, local run),
@@ -144,20 +145,29 @@ PY
   fi
 fi
 if [ -z "$reference" ]; then
-  mkdir -p "$OUT/local"
-  printf 'results: %s\ndata_root: %s\ndownload: false\n' "$OUT/local/results" "$DATA_ROOT" >"$OUT/local/run.yaml"
+  # kept between calls so that only what changed reruns, but keyed by the code: Snakemake does
+  # not rerun a job when only src/ changed, so results of older code are never a reference
+  code=$(cat <(git ls-files -s -- src workflow Snakefile config.yaml) \
+             <(git diff HEAD -- src workflow Snakefile config.yaml) | sha1sum | cut -c1-12)
+  find "$OUT" -maxdepth 1 -name 'local*' ! -name "local-$code" -exec rm -rf {} +
+  LOCAL=$OUT/local-$code
+  mkdir -p "$LOCAL"
+  printf 'results: %s\ndata_root: %s\ndownload: false\n' "$LOCAL/results" "$DATA_ROOT" >"$LOCAL/run.yaml"
   t_local=$(date +%s)
-  timeout -k 30 "$LIMIT" snakemake --cores "$(nproc)" --configfile "$OUT/local/run.yaml" "${LOCAL_CFG[@]}" -- table1 \
-    >"$OUT/local/snakemake.log" 2>&1 || { tail -30 "$OUT/local/snakemake.log" >&2; die "the local reference run failed"; }
-  say "local reference run in $OUT/local (kept between calls, so only what changed reruns):" \
+  timeout -k 30 "$LIMIT" snakemake --cores "$(nproc)" --configfile "$LOCAL/run.yaml" "${LOCAL_CFG[@]}" -- table1 \
+    >"$LOCAL/snakemake.log" 2>&1 || { tail -30 "$LOCAL/snakemake.log" >&2; die "the local reference run failed"; }
+  say "local reference run in $LOCAL (kept while the code is the same, so only what changed reruns):" \
     "$(( $(date +%s) - t_local ))s"
-  reference=$OUT/local/results/tables/l1.csv
+  reference=$LOCAL/results/tables/l1.csv
 fi
 python3 - "$OUT/slurm/results/tables/l1.csv" "$reference" <<'PY' || die "l1.csv through SLURM differs from the local run"
 import csv, sys
 a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
 if [r["model"] for r in a] != [r["model"] for r in b]:
     sys.exit(f"slurm-smoke: rows differ: {[r['model'] for r in a]} vs {[r['model'] for r in b]}")
+if set(a[0]) != set(b[0]):
+    sys.exit(f"slurm-smoke: columns differ: only SLURM {sorted(set(a[0]) - set(b[0]))}, "
+             f"only local {sorted(set(b[0]) - set(a[0]))}")
 cols = [c for c in a[0] if c.endswith(("_mean", "_std", "_n")) and not c.startswith("paper_")]
 cols += ["macs", "params", "macs_reduction_pct", "params_reduction_pct"]
 bad = [(ra["model"], c, ra[c], rb[c]) for ra, rb in zip(a, b) for c in cols if ra[c] != rb[c]]
