@@ -30,3 +30,4 @@ localrules:
     make_table,
     plot_table,
     plot_channels,
+    save_init,

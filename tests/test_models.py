@@ -124,7 +124,7 @@ def test_resnet_pruned_cfg_changes_only_first_conv_of_each_block():
 # --------------------------------------------------------------------------- options
 def test_default_options():
     assert models.default_options("resnet56") == {"shortcut": "avgpool", "shortcut_grad": False, "fc_init": "default", "dead_offsets": False}
-    assert models.default_options("vgg16") == {"head": "li", "head_bn_init": "uniform"}
+    assert models.default_options("vgg16") == {"head": "li", "head_bn_init": "uniform", "source": "slimming"}
     assert models.default_options("vgg19") == {"head": "linear", "head_bn_init": "uniform", "source": "slimming"}
     assert models.default_options("preresnet164") == {}
     assert models.default_options("densenet40") == {"source": "slimming"}

@@ -77,7 +77,9 @@ def test_checkpoint_round_trip(tmp_path, arch, options):
 def test_options():
     assert models.default_options("vgg19")["source"] == "slimming"
     assert models.default_options("densenet40") == {"source": "slimming"}
-    assert "source" not in models.default_options("vgg16")
+    assert models.default_options("vgg16")["source"] == "slimming"
+    # The weight-level folder's vgg16_bn (the lottery reference's): conv biases, Linear(512, classes).
+    assert count_params(models.build("vgg16", head="linear", source="weightlevel")) == 14_710_464 + 4_224 + 2 * 4_224 + 5_130
     assert models.default_options("resnet110")["fc_init"] == "default"
     assert models.default_options("densenetbc100") == {"block": "bottleneck"}
     assert models.default_options("preresnet110") == {} == models.default_options("preresnet164")

@@ -6,6 +6,7 @@ the plain names, and loading re-attaches the masks (:mod:`prunebench.masks`)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -59,3 +60,13 @@ def load_model(path: str | os.PathLike, expect_arch: str | None = None) -> tuple
         except UserError as e:
             raise UserError(f"{path}: {e}") from None
     return model, {**{k: v for k, v in blob.items() if k not in ("state_dict", "masks")}, "options": options}
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """One hash of a model's weights (names, shapes, dtypes and values, in state-dict order):
+    how a base run records its initial weights so theta_0 rebuilt later can be checked equal."""
+    digest = hashlib.sha256()
+    for key, value in masks.plain_state_dict(model).items():
+        digest.update(f"{key}:{tuple(value.shape)}:{value.dtype};".encode())
+        digest.update(value.numpy().tobytes() if value.dtype != torch.bfloat16 else value.float().numpy().tobytes())
+    return digest.hexdigest()

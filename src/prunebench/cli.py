@@ -20,7 +20,7 @@ from . import __version__, models
 from .counting import count_macs, count_params, scratch_b_epochs
 from .data import NORMALISATIONS
 from .errors import UserError
-from .io import read_json, write_json, write_together
+from .io import write_json, write_together
 from .pruning import VARIANTS
 from .runs import ARMS, provenance
 from .train import COMPILE_MODES, PRECISIONS
@@ -161,12 +161,13 @@ def describe(arch: str, variant: str | None, method: str | None, setting: str | 
 # --------------------------------------------------------------------------- train
 @cli.command()
 @click.option("--arch", required=True, help=f"Architecture: {', '.join(models.ARCHS)}.")
-@click.option("--arm", required=True, type=click.Choice(ARMS), help="base: full net; finetune: from --init; scratch-e/-b: the pruned architecture, fresh init; soft: SFP's soft pruning from scratch.")
+@click.option("--arm", required=True, type=click.Choice(ARMS), help="base: full net; finetune: from --init; scratch-e/-b: the pruned architecture, fresh init; soft: SFP's soft pruning from scratch; winning: --init's masks on --theta0.")
 @click.option("--method", default=None, help="Pruning method of the scratch arms (l1, slimming, ...).")
 @click.option("--setting", default=None, help="The method's variant (A, B) or ratio (0.4).")
 @click.option("--variant", default=None, help="Li et al.'s variant: short for --method l1 --setting V.")
 @click.option("--option", "options", multiple=True, callback=_options, help="Model option KEY=VALUE (repeatable; base and predefined scratch arms).")
 @click.option("--init", "init_path", type=click.Path(dir_okay=False), help="The pruned file: weights to fine-tune, or the learned architecture of a scratch arm.")
+@click.option("--theta0", type=click.Path(dir_okay=False), help="The winning arm's init: the base's initial weights (prunebench init).")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Prepared dataset file (prunebench prepare).")
 @click.option("--model-out", required=True, type=click.Path(dir_okay=False), help="Final model file to write.")
 @click.option("--metrics-out", required=True, type=click.Path(dir_okay=False), help="Metrics JSON to write.")
@@ -203,7 +204,7 @@ def train(**o) -> None:
         torch.set_num_threads(o["threads"])
     _check_out_dirs(o["model_out"], o["metrics_out"])
     method, setting = _method_setting(o["method"], o["setting"], o["variant"])
-    spec = RunSpec(o["arch"], o["arm"], o["seed"], method, setting, o["options"], o["init_path"])
+    spec = RunSpec(o["arch"], o["arm"], o["seed"], method, setting, o["options"], o["init_path"], o["theta0"])
     hparams = {k: o[k] for k in ("batch_size", "test_batch_size", "momentum", "weight_decay", "precision", "sparsity", "nesterov", "normalisation")}
     hparams["compile"] = o["compile_mode"]
     protocol = ArmProtocol(o["epochs"], o["lr"], o["milestones"], o["gamma"], o["warmup_epochs"], o["warmup_lr"], o["scratch_b_budget"] == "after-mask", o["max_epochs"])
@@ -220,6 +221,20 @@ def train(**o) -> None:
         o["test_subset"],
         o["scale"],
     )
+
+
+# --------------------------------------------------------------------------- init
+@cli.command()
+@click.option("--base", "base_path", required=True, type=click.Path(dir_okay=False), help="The trained base's model.pt.")
+@click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False), help="The base's metrics.json (holds the hash of its init).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="init.pt to write.")
+def init(base_path: str, metrics_path: str, out: str) -> None:
+    """Write a base run's initial weights theta_0 (the lottery ticket's init), rebuilt from its
+    seed and checked against the hash the base recorded before training."""
+    from .runs import init_run
+
+    _check_out_dirs(out)
+    init_run(base_path, metrics_path, out)
 
 
 # --------------------------------------------------------------------------- prune
@@ -274,68 +289,6 @@ def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: in
     evaluate_run(model_path, metrics_path, data_path, test_subset, choose_device(device), out)
 
 
-# --------------------------------------------------------------------------- table / figures
-@cli.command()
-@click.argument("evals", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--study", default="l1", show_default=True, help="The study (config.yaml) the table belongs to: picks the paper's numbers.")
-@click.option("--metric", default="best", show_default=True, type=click.Choice(["best", "final"]), help="Best test accuracy over epochs (the papers') or the last epoch's.")
-@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="CSV table to write.")
-@click.option("--md", "md_path", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
-@click.option("--title", default=None, help="Title of the Markdown table [default: the study's name].")
-def table(evals: tuple[str, ...], study: str, metric: str, csv_path: str, md_path: str, title: str | None) -> None:
-    """Collect eval.json files (EVALS) into one study's table with the paper's numbers beside ours."""
-    from .report.table import build_table, write_table
-
-    df = build_table([_read_eval(p) for p in evals], study=study, metric=metric)
-    write_table(df, csv_path, md_path, title=title or f"Study {study}")
-    log.info("table with %d rows -> %s, %s", len(df), csv_path, md_path)
-
-
-def _read_eval(path: str) -> dict:
-    ev = read_json(path)
-    needed = ("run", "accuracy", "macs", "params", "macs_full", "params_full")
-    if not isinstance(ev, dict) or any(k not in ev for k in needed) or not isinstance(ev["run"], dict):
-        raise UserError(f"{path} is not an eval.json (needs {', '.join(needed)}); rerun 'prunebench evaluate' for it")
-    return ev
-
-
-@cli.command()
-@click.option("--table", "table_path", required=True, type=click.Path(dir_okay=False), help="CSV written by 'prunebench table'.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
-@click.option("--title", default=None, help="Figure title [default: from the table].")
-def figure(table_path: str, out: str, title: str | None) -> None:
-    """Plot accuracy per arm and model, with the paper's numbers as markers."""
-    from .report.figure import plot_study
-    from .report.table import read_table
-
-    plot_study(read_table(table_path), out, title)
-    log.info("figure -> %s", out)
-
-
-@cli.command()
-@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="Per-layer channels CSV to write.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
-@click.option("--title", default="Channels kept per layer", show_default=True, help="Figure title.")
-def channels(reports: tuple[str, ...], csv_path: str, out: str, title: str) -> None:
-    """Channels kept per layer from prune.json files (REPORTS), mean over seeds: the pruned
-    architectures themselves, as a CSV and a figure."""
-    from .io import write_text
-    from .report.channels import channels_table, plot_channels
-
-    loaded = [_read_prune_report(p) for p in reports]
-    csv = channels_table(loaded).to_csv(index=False)
-    write_together((csv_path, lambda: write_text(csv_path, csv)), (out, lambda: plot_channels(loaded, out, title)))
-    log.info("channels -> %s, %s", csv_path, out)
-
-
-def _read_prune_report(path: str) -> dict:
-    rep = read_json(path)
-    if not isinstance(rep, dict) or not isinstance(rep.get("run"), dict) or not isinstance(rep.get("layers"), list):
-        raise UserError(f"{path} is not a prune.json (needs run and layers); rerun 'prunebench prune' for it")
-    return rep
-
-
 # --------------------------------------------------------------------------- bench
 @cli.command()
 @click.option("--models", "model_list", default="resnet56,resnet110,vgg16,resnet56-B", show_default=True, help="Comma-separated archs or arch-variant.")
@@ -373,6 +326,12 @@ def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc
     markdown = B.to_markdown(result)
     write_together((out_json, lambda: write_json(out_json, result)), (out_md, lambda: write_text(out_md, markdown)))
     click.echo(markdown)
+
+
+from .report.commands import channels, figure, table  # noqa: E402 (commands of the report layer)
+
+for _command in (table, figure, channels):
+    cli.add_command(_command)
 
 
 # --------------------------------------------------------------------------- entry point

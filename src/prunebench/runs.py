@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from . import __version__, masks, methods, models
-from .checkpoints import load_model, save_model
+from .checkpoints import load_model, save_model, weights_sha256
 from .checks import mask_checks, mask_layers, physical_checks
 from .counting import count_macs, count_params, scratch_b_epochs
 from .data import Data, mean_std
@@ -45,6 +45,7 @@ class RunSpec:
     setting: str | None = None
     options: dict = field(default_factory=dict)  # model options (models.default_options)
     init: str | None = None  # finetune: the pruned file; scratch of a learned method: its architecture
+    theta0: str | None = None  # winning ticket: the base's initial weights (prunebench init)
 
     def describe(self, dataset: str, scale: str) -> dict:
         return {"dataset": dataset, "arch": self.arch, "method": self.method, "setting": self.setting, "arm": self.arm, "seed": self.seed, "scale": scale}
@@ -70,6 +71,8 @@ def _check_spec(spec: RunSpec) -> None:
     models.check_arch(spec.arch)
     if spec.arm not in ARMS:
         raise UserError(f"unknown arm {spec.arm!r}; choose one of {', '.join(ARMS)}")
+    if spec.theta0 and spec.arm != "winning":
+        raise UserError(f"--theta0 is the winning ticket's init; the {spec.arm} arm does not take it")
     if spec.arm == "base":
         if spec.method or spec.setting or spec.init:
             raise UserError("the base arm trains the full network from scratch; drop --method, --setting and --init")
@@ -91,6 +94,8 @@ def _check_spec(spec: RunSpec) -> None:
         return
     if method.learned and not spec.init:
         raise UserError(f"{spec.method} learns its architecture: the {spec.arm} arm needs --init PATH, the pruned file")
+    if spec.arm == "winning" and not spec.theta0:
+        raise UserError("the winning arm needs --theta0 PATH, the base's initial weights (prunebench init)")
 
 
 def _pruned_file(path: str, arch: str, num_classes: int) -> tuple[nn.Module, dict]:
@@ -98,6 +103,16 @@ def _pruned_file(path: str, arch: str, num_classes: int) -> tuple[nn.Module, dic
     if meta["num_classes"] != num_classes:
         raise UserError(f"{path} has {meta['num_classes']} classes but the data has {num_classes}; use the matching dataset")
     return model, meta
+
+
+def _theta0(path: str, arch: str, num_classes: int, options: dict) -> dict:
+    """The state dict of an init file: the full, unmasked network the pruned one came from."""
+    model, meta = load_model(path, expect_arch=arch)
+    if meta.get("run", {}).get("arm") != "init" or masks.is_masked(model) or list(meta["cfg"]) != models.default_cfg(arch):
+        raise UserError(f"{path} is not an init file (the full {arch} before training); make it with 'prunebench init'")
+    if meta["num_classes"] != num_classes or meta["options"] != options:
+        raise UserError(f"{path} is the init of a {meta['num_classes']}-class {arch} with options {meta['options']}, not of this pruned model; pass its base's init.pt")
+    return model.state_dict()
 
 
 def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, dict, RunSpec]:
@@ -125,7 +140,13 @@ def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, di
         cfg, options = meta["cfg"], meta["options"]
         inputs["architecture"] = {"path": spec.init, "sha256": sha256(spec.init)}
         model = models.build(spec.arch, cfg, num_classes, **options)
-        if masks.is_masked(pruned):
+        if spec.arm == "winning":
+            if not masks.is_masked(pruned):
+                raise UserError(f"{spec.init} is not a masked model; the winning ticket puts masks on theta_0 (use a masked method)")
+            model.load_state_dict(_theta0(spec.theta0, spec.arch, num_classes, options))
+            inputs["theta0"] = {"path": spec.theta0, "sha256": sha256(spec.theta0)}
+            masks.apply(model, masks.masks_of(pruned))  # theta_0 times the mask
+        elif masks.is_masked(pruned):
             masks.apply(model, masks.masks_of(pruned))
             masks.scratch_init(model)
         return model, options, inputs, spec
@@ -156,6 +177,7 @@ def train_run(
     seed_everything(spec.seed)
     model, options, inputs, spec = starting_model(spec, data.num_classes)
     inputs = {"data": {"path": data_path, "sha256": sha256(data_path)}, **inputs}
+    init_hash = weights_sha256(model)  # theta_0 as trained from, before the first step
     full = models.build(spec.arch, None, data.num_classes, **options)
     macs, params, macs_full, params_full = count_macs(model), count_params(model), count_macs(full), count_params(full)
     epochs = protocol.epochs
@@ -191,6 +213,7 @@ def train_run(
         "macs_full": macs_full,
         "params_full": params_full,
         "options": options,
+        "init_sha256": init_hash,
         "hparams": hp.as_dict(),
         "data": {"train_images": len(data.train_x), "test_images": len(data.test_x), "standin": data.standin},
         "inputs": inputs,
@@ -244,6 +267,7 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
         "method": method_name,
         "setting": setting,
         "options": options,
+        "trained_lr": (meta.get("hparams") or {}).get("schedule", {}).get("lr"),  # the pruned model's initial LR
         "standin": bool(meta.get("standin", False)),
         "cfg_before": list(meta["cfg"]),
         "cfg_after": list(small.cfg),
@@ -276,6 +300,32 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
     return report
 
 
+def init_run(base_path: str, metrics_path: str, out: str) -> dict:
+    """Rebuild a base run's initial weights theta_0 (same seed, model and options, through the same
+    code as training) and check them against the hash the base recorded before its first step."""
+    from .utils import seed_everything
+
+    _, meta = load_model(base_path)
+    run = meta.get("run", {})
+    if run.get("arm") != "base" or list(meta["cfg"]) != models.default_cfg(meta["arch"]):
+        raise UserError(f"{base_path} is not a trained base (arm {run.get('arm')!r}); pass the base run's model.pt")
+    metrics = read_json(metrics_path)
+    if not isinstance(metrics, dict) or metrics.get("run") != run:
+        raise UserError(f"{metrics_path} is not the metrics.json of {base_path}; pass the pair from one run")
+    spec = RunSpec(meta["arch"], "base", int(run["seed"]), options=meta["options"])
+    seed_everything(spec.seed)
+    model, options, _, _ = starting_model(spec, meta["num_classes"])
+    digest, recorded = weights_sha256(model), metrics.get("init_sha256")
+    if recorded is not None and digest != recorded:
+        raise UserError(f"theta_0 rebuilt for {base_path} differs from the init it trained from (sha256 {digest[:12]} != {recorded[:12]}); was it trained by another torch version? retrain the base")
+    if recorded is None:
+        log.warning("%s records no init hash (trained before prunebench recorded one): theta_0 is rebuilt from its seed, unchecked", metrics_path)
+    init_meta = {"arm": "init", **{k: run[k] for k in ("dataset", "arch", "seed", "scale") if k in run}}
+    save_model(out, model, spec.arch, meta["num_classes"], options=options, run=init_meta, base=base_path, init_sha256=digest, verified=recorded is not None, standin=bool(meta.get("standin", False)))
+    log.info("theta_0 of %s (seed %d, sha256 %s, %s) -> %s", spec.arch, spec.seed, digest[:12], "checked" if recorded else "unchecked", out)
+    return {"sha256": digest, "verified": recorded is not None}
+
+
 METRICS_KEYS = ("best_accuracy", "final_accuracy", "macs", "params", "macs_full", "params_full", "epochs")
 
 
@@ -298,6 +348,7 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
         "run": meta["run"],
         "accuracy": {"best": metrics["best_accuracy"], "final": metrics["final_accuracy"], "evaluated": test["accuracy"]},
         **{k: metrics[k] for k in ("macs", "params", "macs_full", "params_full", "epochs")},
+        "lr": (hparams.get("schedule") or {}).get("lr"),  # the initial LR (the lottery study compares two)
         "standin": data.standin,
         "model": model_path,
         "model_sha256": sha256(model_path),

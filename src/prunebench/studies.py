@@ -19,6 +19,8 @@ from .datasets import DATASETS
 from .errors import UserError
 
 PROTOCOL_KEY = "protocol"  # in a base tag, not a model option
+DEFAULT_PROTOCOL = "default"  # in a study's protocol list: the main `protocol`, no tag of its own
+
 
 @dataclass(frozen=True)
 class Row:
@@ -28,6 +30,7 @@ class Row:
     arch: str
     setting: str
     tag: str  # the base tag
+    method: str = ""
 
 
 def setting_text(value) -> str:
@@ -75,17 +78,40 @@ def protocol(config: dict, name: str | None) -> dict:
     return merged
 
 
+def study_methods(study: dict) -> dict[str, dict]:
+    """{method: models} of a study: its ``method`` with its ``models``, or its ``methods`` map (a
+    study comparing arms over masks of several methods, such as the lottery study)."""
+    return dict(study["methods"]) if "methods" in study else {study["method"]: study["models"]}
+
+
+def study_protocols(study: dict) -> list[str | None]:
+    """The named protocols a study runs under (None: the main one); a list runs every row under each."""
+    names = study.get("protocol")
+    names = names if isinstance(names, list) else [names]
+    return [None if n in (None, DEFAULT_PROTOCOL) else n for n in names]
+
+
+def study_arms(study: dict) -> tuple[str, ...]:
+    """The study's arms, by default its (first) method's."""
+    return tuple(study.get("arms") or methods.get(next(iter(study_methods(study)))).arms)
+
+
 def rows(config: dict, name: str) -> list[Row]:
     """The study's rows at the configured scale: a scale's ``max_settings`` keeps the first and
-    last settings of each model (a smoke run of a ratio sweep checks its ends, not every point)."""
+    last settings of each model (a smoke run of a ratio sweep checks its ends, not every point);
+    of a chained method (iterative rounds, each built on the last) it keeps the first ones."""
     study = config["studies"][name]
     keep = config["scales"][config["scale"]].get("max_settings")
     out = []
-    for dataset, archs in study["models"].items():
-        for arch, settings in archs.items():
-            options = study.get("options", {}).get(arch, {})
-            tag = base_tag(study["method"], arch, options, config["sparsity"], study.get("protocol"))
-            out += [Row(dataset, arch, setting_text(s), tag) for s in thin(list(settings), keep)]
+    for proto in study_protocols(study):
+        for method, models_ in study_methods(study).items():
+            chained = methods.get(method).chained
+            for dataset, archs in models_.items():
+                for arch, settings in archs.items():
+                    options = study.get("options", {}).get(arch, {})
+                    tag = base_tag(method, arch, options, config["sparsity"], proto)
+                    chosen = list(settings)[:keep] if chained and keep else thin(list(settings), keep)
+                    out += [Row(dataset, arch, setting_text(s), tag, method) for s in chosen]
     return out
 
 
@@ -105,31 +131,48 @@ def check(config: dict) -> None:
         where = f"studies.{name}"
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise UserError(f"config: study name {name!r} must be lower-case letters, digits and _ (it names a Snakemake target)")
-        method = _known(f"{where}.method", study["method"], methods.names())
-        m = methods.get(method)
-        for arm in study.get("arms", m.arms):
-            _known(f"{where}.arms", arm, m.arms)
-        if "protocol" in study:
-            _known(f"{where}.protocol", study["protocol"], tuple(config.get("protocols", {})))
-        arms = protocol(config, study.get("protocol"))["arms"]
-        for arm in study.get("arms", m.arms):
-            if arm not in arms:
-                named = f"protocols.{study['protocol']}.arms" if "protocol" in study else "protocol.arms"
-                raise UserError(f"config: {where}: arm {arm!r} has no schedule; add {named}.{arm} (epochs, lr, milestones)")
+        if ("method" in study) == ("methods" in study) or ("method" in study) != ("models" in study):
+            raise UserError(f"config: {where}: give either method and models, or methods (a map of method to models)")
+        for method in study_methods(study):
+            _known(f"{where}.method", method, methods.names())
+        arms = study_arms(study)
+        for method, models_ in study_methods(study).items():
+            m = methods.get(method)
+            for arm in arms:
+                _known(f"{where}.arms" + (f" (method {method})" if "methods" in study else ""), arm, m.arms)
+            _check_models(config, f"{where}.methods.{method}" if "methods" in study else f"{where}.models", m, models_)
+        protocols = tuple(config.get("protocols", {}))
+        for proto in study_protocols(study):
+            if proto is not None:
+                _known(f"{where}.protocol", proto, protocols + (DEFAULT_PROTOCOL,))
+            schedules = protocol(config, proto)["arms"]
+            for arm in ("base",) + arms:
+                if arm not in schedules:
+                    named = f"protocols.{proto}.arms" if proto else "protocol.arms"
+                    raise UserError(f"config: {where}: arm {arm!r} has no schedule; add {named}.{arm} (epochs, lr, milestones)")
         for arch, options in study.get("options", {}).items():
             _known(f"{where}.options", arch, models.ARCHS)
             _wrap(f"{where}.options.{arch}", lambda: models.check_options(arch, options))
             for key, value in options.items():
                 if isinstance(value, str) and not re.fullmatch(r"[A-Za-z0-9_.]+", value):
                     raise UserError(f"config: {where}.options.{arch}.{key} = {value!r}: option values are letters, digits, _ and . (they name paths)")
-        for dataset, archs in study["models"].items():
-            _known(f"{where}.models", dataset, tuple(DATASETS))
-            for arch, settings in archs.items():
-                _known(f"{where}.models.{dataset}", arch, m.archs or models.ARCHS)
-                for i, setting in enumerate(settings):
-                    _wrap(f"{where}.models.{dataset}.{arch}[{i}] = {setting!r}", lambda: m.check_setting(arch, setting_text(setting)))
-                if m.base == "sparsity" and family(arch) not in config["sparsity"]:
-                    raise UserError(f"config: {method} trains {arch} with a sparsity penalty; add sparsity.{family(arch)} (e.g. 1.0e-5)")
+
+
+def _check_models(config: dict, where: str, m, models_: dict) -> None:
+    for dataset, archs in models_.items():
+        _known(where, dataset, tuple(DATASETS))
+        for arch, settings in archs.items():
+            _known(f"{where}.{dataset}", arch, m.archs or models.ARCHS)
+            for i, setting in enumerate(settings):
+                _wrap(f"{where}.{dataset}.{arch}[{i}] = {setting!r}", lambda: m.check_setting(arch, setting_text(setting)))
+            if m.chained:
+                have = {setting_text(s) for s in settings}
+                for s in settings:
+                    before = m.previous(setting_text(s))
+                    if before is not None and before not in have:
+                        raise UserError(f"config: {where}.{dataset}.{arch}: {s} builds on {before}; list every earlier round")
+            if m.base == "sparsity" and family(arch) not in config["sparsity"]:
+                raise UserError(f"config: {m.name} trains {arch} with a sparsity penalty; add sparsity.{family(arch)} (e.g. 1.0e-5)")
 
 
 def _known(where: str, value, allowed) -> str:

@@ -6,7 +6,7 @@ import sys
 from prunebench import methods
 from prunebench.config import check
 from prunebench.errors import UserError
-from prunebench.studies import parse_tag, protocol, rows
+from prunebench.studies import parse_tag, protocol, rows, study_arms
 
 try:
     check(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -121,14 +121,13 @@ def pack_group(name):
 
 def study_runs(study):
     """Folders (without seed) of every run behind one study's table: bases and pruned arms."""
-    s = STUDIES[study]
-    arms = s.get("arms", methods.get(s["method"]).arms)
+    arms = study_arms(STUDIES[study])
     out = {}
     for r in rows(config, study):
         out[f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/base"] = None
         for arm in arms:
             out[
-                f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/{s['method']}-{r.setting}/{arm_dir(study, arm)}"
+                f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/{r.method}-{r.setting}/{arm_dir(study, arm)}"
             ] = None
     return list(out)
 
@@ -140,9 +139,8 @@ def study_evals(wildcards):
 
 
 def study_prunes(wildcards):
-    s = STUDIES[wildcards.study]
     return expand(
-        f"{RUNS}/{{r.dataset}}/{{r.arch}}/{{r.tag}}/{s['method']}-{{r.setting}}/pruned/seed{{seed}}/prune.json",
+        f"{RUNS}/{{r.dataset}}/{{r.arch}}/{{r.tag}}/{{r.method}}-{{r.setting}}/pruned/seed{{seed}}/prune.json",
         r=rows(config, wildcards.study),
         seed=SEEDS,
     )
@@ -160,19 +158,24 @@ def study_outputs(study):
 
 def scratch_inputs(wc):
     """Scratch arms of a learned architecture (slimming's cfg, a masked method's masks) start
-    from the pruned file."""
+    from the pruned file; the winning ticket also from the base's initial weights theta_0.
+    """
     inputs = {"data": data_file(wc.dataset)}
     if methods.get(wc.method).learned:
         inputs["init"] = PRUNED_FILE.format(**wc)
+    if wc.arm == "winning":
+        inputs["theta0"] = f"{BASE}/init.pt".format(**wc)
     return inputs
 
 
 def prune_input(wc):
-    """What a method prunes: the trained base, or a model of its own arm (SFP's soft run)."""
-    source = methods.get(wc.method).prune_from
-    if source == "base":
+    """What a method prunes: the trained base, a model of its own arm (SFP's soft run), or the
+    arm of its previous setting (iterative pruning's last round)."""
+    source = methods.get(wc.method).source(wc.setting)
+    if source is None:
         return f"{BASE}/model.pt".format(**wc)
-    return f"{DERIVED}/model.pt".format(arm=source, **wc)
+    setting, arm = source
+    return f"{DERIVED}/model.pt".format(**{**wc, "setting": setting, "arm": arm})
 
 
 def subset_args():

@@ -41,10 +41,12 @@ rule make_table:
     params:
         metric=config["report_metric"],
         paper=lambda wc: STUDIES[wc.study].get("paper", wc.study),
+        kind=lambda wc: STUDIES[wc.study].get("report", "table"),
         title=lambda wc: f"{STUDIES[wc.study].get('title', wc.study)} ({SCALE} scale)",
     shell:
         "prunebench table {input:q} --study {params.paper} --metric {params.metric}"
-        " --title {params.title:q} --csv {output.csv:q} --md {output.md:q} 2> {log:q}"
+        " --kind {params.kind} --title {params.title:q} --csv {output.csv:q}"
+        " --md {output.md:q} 2> {log:q}"
 
 
 rule plot_table:
@@ -57,9 +59,11 @@ rule plot_table:
     conda:
         ENV
     params:
+        kind=lambda wc: STUDIES[wc.study].get("report", "table"),
         title=lambda wc: f"{STUDIES[wc.study].get('title', wc.study)} ({SCALE} scale)",
     shell:
-        "prunebench figure --table {input:q} --title {params.title:q} --out {output:q} 2> {log:q}"
+        "prunebench figure --table {input:q} --kind {params.kind} --title {params.title:q}"
+        " --out {output:q} 2> {log:q}"
 
 
 rule plot_channels:

@@ -2,7 +2,8 @@
 # architecture from a fresh init for the same epochs (Scratch-E) or the same MACs budget
 # (Scratch-B). A predefined architecture (Li's variants) needs no trained model for the scratch
 # arms; a learned one takes its cfg and channel selections (network slimming) or its masks
-# (unstructured pruning, SFP) from the pruned file.
+# (unstructured pruning, SFP) from the pruned file. The winning ticket (lottery study) puts those
+# masks on the base's own initial weights (theta_0) instead of a fresh init.
 
 
 rule finetune:
@@ -40,7 +41,7 @@ rule scratch:
     log:
         f"{DERIVED}/train.log",
     wildcard_constraints:
-        arm="scratch-e|scratch-b|scratch-b-beforemask",
+        arm="scratch-e|scratch-b|scratch-b-beforemask|winning",
     group:
         pack_group("scratch")
     conda:
@@ -54,7 +55,8 @@ rule scratch:
             f" --init {input.init}"
             if "init" in input.keys()
             else tag_args(wc.tag, base=False)
-        ),
+        )
+        + (f" --theta0 {input.theta0}" if "theta0" in input.keys() else ""),
     shell:
         "prunebench train --arch {wildcards.arch} --method {wildcards.method}"
         " --setting {wildcards.setting} --seed {wildcards.seed} {params.args}{params.arch}"

@@ -53,3 +53,24 @@ rule train_soft:
         " --setting {wildcards.setting} --seed {wildcards.seed} {params.args}{params.tag}"
         " --threads {threads} --data {input.data:q} --model-out {output.model:q}"
         " --metrics-out {output.metrics:q} 2> {log:q}"
+
+
+# The base's initial weights theta_0 (the lottery ticket's init): rebuilt from the base's seed
+# and model exactly as its training began, and checked against the hash the base recorded.
+rule save_init:
+    input:
+        model=f"{BASE}/model.pt",
+        metrics=f"{BASE}/metrics.json",
+    output:
+        f"{BASE}/init.pt",
+    log:
+        f"{BASE}/init.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    shell:
+        "prunebench init --base {input.model:q} --metrics {input.metrics:q}"
+        " --out {output:q} 2> {log:q}"

@@ -11,7 +11,9 @@ Adding a method is a module that calls :func:`register`, not a branch in the CLI
 A *masked* method (unstructured magnitude pruning, soft filter pruning) keeps the full
 architecture and returns masks instead of kept channels; its pruned file is the masked full
 model, and its scratch arms put the same masks on a fresh init. A method may also prune a
-model of its own arm rather than the base (``prune_from``): SFP's soft-pruned run.
+model of its own arm rather than the base (``prune_from``): SFP's soft-pruned run. A *chained*
+method (iterative pruning) prunes the ``prune_from`` run of its ``previous`` setting, the base
+for its first one: round k of iterative pruning prunes round k-1's retrained winning ticket.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from torch import nn
 from ..errors import UserError
 
 DEFAULT_ARMS = ("finetune", "scratch-e", "scratch-b")
-ARMS = DEFAULT_ARMS + ("soft",)  # soft: trained from scratch while pruning (SFP)
+# soft: trained from scratch while pruning (SFP); winning: the pruned masks on the base's own
+# initial weights theta_0 (the lottery ticket), whose control is Scratch-E (a fresh init)
+ARMS = DEFAULT_ARMS + ("soft", "winning")
 BASES = ("plain", "sparsity")
 
 
@@ -56,14 +60,29 @@ class Method:
     # A masked method whose masks remove whole channels: (masked model, arch, num_classes,
     # options) -> the physically pruned network, checked equal to the masked one.
     physical: Callable[[nn.Module, str, int, dict], nn.Module] | None = None
+    # A chained method: setting -> the setting whose prune_from run this one prunes (None: the base).
+    previous: Callable[[str], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.base not in BASES:
             raise ValueError(f"method {self.name}: base must be one of {BASES}")
         if self.prune_from != "base" and self.prune_from not in self.arms:
             raise ValueError(f"method {self.name}: prune_from {self.prune_from!r} is not one of its arms")
+        if self.previous is not None and self.prune_from == "base":
+            raise ValueError(f"method {self.name}: a chained method prunes one of its arms (prune_from)")
         if not self.learned and self.scratch_cfg is None:
             raise ValueError(f"method {self.name}: a predefined method needs scratch_cfg")
+
+    @property
+    def chained(self) -> bool:
+        return self.previous is not None
+
+    def source(self, setting: str) -> tuple[str, str] | None:
+        """(setting, arm) of the run this setting prunes; None: the base."""
+        if self.previous is not None:
+            before = self.previous(setting)
+            return None if before is None else (before, self.prune_from)
+        return None if self.prune_from == "base" else (setting, self.prune_from)
 
     def check_arch(self, arch: str) -> None:
         if self.archs is not None and arch not in self.archs:
@@ -92,7 +111,7 @@ def names() -> tuple[str, ...]:
 
 def _load() -> None:
     """Import the method modules once; each registers itself."""
-    from . import magnitude, predefined, sfp, slimming  # noqa: F401
+    from . import lottery, magnitude, predefined, sfp, slimming  # noqa: F401
 
 
 __all__ = ["ARMS", "BASES", "DEFAULT_ARMS", "Method", "Pruned", "get", "names", "register"]

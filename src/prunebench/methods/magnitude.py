@@ -16,7 +16,7 @@ from __future__ import annotations
 from torch import nn
 
 from .. import masks
-from . import Method, Pruned, register
+from . import DEFAULT_ARMS, Method, Pruned, register
 from .predefined import parse_ratio
 
 
@@ -42,5 +42,6 @@ register(
         masked=True,
         check_setting=lambda arch, setting: parse_ratio(setting, low_open=True) and None,
         prune=prune,
+        arms=DEFAULT_ARMS + ("winning",),
     )
 )

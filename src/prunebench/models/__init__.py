@@ -47,9 +47,8 @@ def register(
 _SOURCE: Options = {"source": ("slimming", SOURCES)}  # which folder's copy: its weight init
 
 
-def _vgg_options(head: str, source: bool) -> Options:
-    options = {"head": (head, vgg.HEADS), "head_bn_init": ("uniform", vgg.HEAD_BN_INITS)}
-    return {**options, **_SOURCE} if source else options
+def _vgg_options(head: str) -> Options:
+    return {"head": (head, vgg.HEADS), "head_bn_init": ("uniform", vgg.HEAD_BN_INITS), **_SOURCE}
 
 
 _RESNET_OPTIONS: Options = {
@@ -59,13 +58,14 @@ _RESNET_OPTIONS: Options = {
     "dead_offsets": (False, (False, True)),
 }
 
-# VGG-16 is Li's (L1 folder), VGG-19 the network-slimming one or (source) the weight-level one.
-for _depth, _head, _source in ((16, "li", False), (19, "linear", True)):
+# VGG-16 is Li's (L1 folder), VGG-19 the network-slimming one; `source: weightlevel` gives either
+# the weight-level folder's init (conv biases; with `head: linear`, its vgg16_bn / vgg19_bn).
+for _depth, _head in ((16, "li"), (19, "linear")):
     register(
         f"vgg{_depth}",
         lambda cfg, num_classes, **kw: vgg.VGG(cfg, num_classes, **kw),
         lambda d=_depth: list(vgg.CFGS[d]),
-        _vgg_options(_head, _source),
+        _vgg_options(_head),
     )
 for _depth in (20, 32, 56, 110):
     register(

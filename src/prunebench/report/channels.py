@@ -51,18 +51,32 @@ def _layers(reports: list[dict]) -> pd.DataFrame:
             rows.append(
                 {
                     "dataset": run["dataset"], "arch": run["arch"], "setting": setting, "seed": run["seed"],
-                    "method": run.get("method", rep.get("criterion")), "standin": bool(rep.get("standin", run.get("standin", False))),
+                    "method": run.get("method", rep.get("criterion")), "lr": rep.get("trained_lr"), "standin": bool(rep.get("standin", run.get("standin", False))),
                     "layer": name, "stage": layer.get("stage"), "pos": pos, "before": before, "after": after,
                 }
             )
-    cols = ["dataset", "arch", "setting", "seed", "method", "standin", "layer", "stage", "pos", "before", "after"]
-    df = pd.DataFrame(rows, columns=cols)
+    cols = ["dataset", "arch", "setting", "seed", "method", "lr", "standin", "layer", "stage", "pos", "before", "after"]
+    df = _name_series(pd.DataFrame(rows, columns=cols))
     dup = df[df.duplicated(["dataset", "arch", "setting", "seed", "layer"])]
     if len(dup):
         r = dup.iloc[0]
         raise UserError(
             f"two prune reports (or a repeated layer {r.layer}) for {r.dataset} {arch_name(r.arch)} setting {r.setting} seed {r.seed}; keep one of them"
         )
+    return df
+
+
+def _name_series(df: pd.DataFrame) -> pd.DataFrame:
+    """Where one model was pruned by several methods, or from bases trained at several LRs (the
+    lottery study), a series is named by all of them: "iterative 2x0.2 @ LR 0.01"."""
+    for _, idx in df.groupby(["dataset", "arch"]).groups.items():
+        sub = df.loc[idx]
+        methods, lrs = sub["method"].nunique() > 1, sub["lr"].nunique() > 1
+        if methods or lrs:
+            df.loc[idx, "setting"] = [
+                " ".join(filter(None, [m if methods else "", setting_label(s) or s, f"@ LR {lr:g}" if lrs else ""]))
+                for m, s, lr in zip(sub["method"], sub["setting"], sub["lr"])
+            ]
     return df
 
 
@@ -110,7 +124,10 @@ def channels_table(prune_reports: list[dict]) -> pd.DataFrame:
 
 
 def _series_label(setting: str, kept_pct: float, seeds: int) -> str:
-    name = f"prune {setting_label(setting)}" if ratio(setting) is not None else f"variant {setting}"
+    if " " in setting:  # a series named by method and LR (_name_series)
+        name = setting
+    else:
+        name = f"prune {setting_label(setting)}" if ratio(setting) is not None else f"variant {setting}"
     return f"{name}: {kept_pct:.0f}% kept ({seeds} seed{'s' if seeds > 1 else ''})"
 
 

@@ -236,14 +236,14 @@ def build_table(evals: list[dict], study: str, metric: str = "best", paper: pd.D
 
 
 # --------------------------------------------------------------------------- read back
-def read_table(path: str | PathLike) -> pd.DataFrame:
-    """A table CSV written by ``write_table``, checked: a one-line UserError if it is not one."""
+def read_csv_checked(path: str | PathLike, columns: list[str], writer: str) -> pd.DataFrame:
+    """A CSV table that ``writer`` wrote, checked: a one-line UserError if it is not one."""
     path = Path(path)
-    rerun = "it was not written by 'prunebench table'; rerun it"
+    rerun = f"it was not written by '{writer}'; rerun it"
     if not path.exists():
-        raise UserError(f"table {path} does not exist; run 'prunebench table' first")
+        raise UserError(f"table {path} does not exist; run '{writer}' first")
     if not path.is_file():
-        raise UserError(f"table {path} is not a file; pass the CSV written by 'prunebench table'")
+        raise UserError(f"table {path} is not a file; pass the CSV written by '{writer}'")
     try:
         df = pd.read_csv(path, dtype={"setting": str, "study": str, "model": str})
     except pd.errors.EmptyDataError:
@@ -253,12 +253,18 @@ def read_table(path: str | PathLike) -> pd.DataFrame:
         raise UserError(f"table {path} is not a CSV table ({first}); {rerun}") from None
     except OSError as e:
         raise UserError(f"cannot read table {path}: {e.strerror}; check its permissions") from None
-    missing = [c for c in TABLE_COLUMNS if c not in df.columns]
+    missing = [c for c in columns if c not in df.columns]
     if missing:
         shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
         raise UserError(f"table {path} lacks the columns {shown}; {rerun}")
-    df["setting"] = [normalize_setting(s) for s in df["setting"]]
     df["standin"] = df["standin"].map(lambda v: str(v).strip().lower() in ("true", "1"))
+    return df
+
+
+def read_table(path: str | PathLike) -> pd.DataFrame:
+    """A table CSV written by ``write_table``, checked: a one-line UserError if it is not one."""
+    df = read_csv_checked(path, TABLE_COLUMNS, "prunebench table")
+    df["setting"] = [normalize_setting(s) for s in df["setting"]]
     return df
 
 

@@ -1,0 +1,92 @@
+"""The report commands of the ``prunebench`` CLI: tables and figures from eval.json and
+prune.json files. A study's ``report`` kind picks the table: ``table`` (arms side by side with
+the paper's numbers) or ``lottery`` (winning ticket vs random init per initial LR)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ..errors import UserError
+from ..io import read_json, write_together
+
+log = logging.getLogger("prunebench")
+KINDS = ("table", "lottery")
+
+
+@click.command()
+@click.argument("evals", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--study", default="l1", show_default=True, help="The study (config.yaml) the table belongs to: picks the paper's numbers.")
+@click.option("--metric", default="best", show_default=True, type=click.Choice(["best", "final"]), help="Best test accuracy over epochs (the papers') or the last epoch's.")
+@click.option("--kind", default="table", show_default=True, type=click.Choice(KINDS), help="The study's report kind.")
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="CSV table to write.")
+@click.option("--md", "md_path", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
+@click.option("--title", default=None, help="Title of the Markdown table [default: the study's name].")
+def table(evals: tuple[str, ...], study: str, metric: str, kind: str, csv_path: str, md_path: str, title: str | None) -> None:
+    """Collect eval.json files (EVALS) into one study's table with the paper's numbers beside ours."""
+    loaded = [_read_eval(p) for p in evals]
+    if kind == "lottery":
+        from .lottery import build_lottery_table, write_lottery_table
+
+        df = build_lottery_table(loaded, study=study, metric=metric)
+        write_lottery_table(df, csv_path, md_path, title=title or f"Study {study}")
+    else:
+        from .table import build_table, write_table
+
+        df = build_table(loaded, study=study, metric=metric)
+        write_table(df, csv_path, md_path, title=title or f"Study {study}")
+    log.info("table with %d rows -> %s, %s", len(df), csv_path, md_path)
+
+
+def _read_eval(path: str) -> dict:
+    ev = read_json(path)
+    needed = ("run", "accuracy", "macs", "params", "macs_full", "params_full")
+    if not isinstance(ev, dict) or any(k not in ev for k in needed) or not isinstance(ev["run"], dict):
+        raise UserError(f"{path} is not an eval.json (needs {', '.join(needed)}); rerun 'prunebench evaluate' for it")
+    return ev
+
+
+@click.command()
+@click.option("--table", "table_path", required=True, type=click.Path(dir_okay=False), help="CSV written by 'prunebench table'.")
+@click.option("--kind", default="table", show_default=True, type=click.Choice(KINDS), help="The table's kind (as 'prunebench table --kind').")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--title", default=None, help="Figure title [default: from the table].")
+def figure(table_path: str, kind: str, out: str, title: str | None) -> None:
+    """Plot accuracy per arm and model, with the paper's numbers as markers (lottery: accuracy
+    against parameters pruned, winning ticket vs random init per LR)."""
+    if kind == "lottery":
+        from .lottery import read_lottery_table
+        from .lottery_figure import plot_lottery
+
+        plot_lottery(read_lottery_table(table_path), out, title)
+    else:
+        from .figure import plot_study
+        from .table import read_table
+
+        plot_study(read_table(table_path), out, title)
+    log.info("figure -> %s", out)
+
+
+@click.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="Per-layer channels CSV to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--title", default="Channels kept per layer", show_default=True, help="Figure title.")
+def channels(reports: tuple[str, ...], csv_path: str, out: str, title: str) -> None:
+    """Channels kept per layer from prune.json files (REPORTS), mean over seeds: the pruned
+    architectures themselves, as a CSV and a figure."""
+    from ..io import write_text
+    from .channels import channels_table, plot_channels
+
+    loaded = [_read_prune_report(p) for p in reports]
+    csv = channels_table(loaded).to_csv(index=False)
+    write_together((csv_path, lambda: write_text(csv_path, csv)), (out, lambda: plot_channels(loaded, out, title)))
+    log.info("channels -> %s, %s", csv_path, out)
+
+
+def _read_prune_report(path: str) -> dict:
+    rep = read_json(path)
+    if not isinstance(rep, dict) or not isinstance(rep.get("run"), dict) or not isinstance(rep.get("layers"), list):
+        raise UserError(f"{path} is not a prune.json (needs run and layers); rerun 'prunebench prune' for it")
+    return rep
