@@ -30,4 +30,6 @@ localrules:
     make_table,
     plot_table,
     plot_channels,
+    plot_kernels,
     save_init,
+    derive,

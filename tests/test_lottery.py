@@ -162,6 +162,7 @@ def test_l1mask_prune_step_writes_a_masked_full_model(tmp_path):
 
 # --------------------------------------------------------------------------- config
 LOTTERY = {
+    "report": "lottery",
     "arms": ["winning", "scratch-e"],
     "protocol": ["default", "small_lr"],
     "methods": {
@@ -200,6 +201,8 @@ def test_lottery_rows_cover_every_method_at_each_protocol():
         ({"methods": {"l1": {"cifar10": {"vgg16": ["A"]}}}}, ("studies.lottery.arms (method l1)", "'winning'")),
         ({"protocol": ["default", "tiny_lr"]}, ("studies.lottery.protocol", "'tiny_lr'", "small_lr")),
         ({"methods": {"iterative": {"cifar10": {"vgg16": ["1x2"]}}}}, ("studies.lottery.methods.iterative.cifar10.vgg16[0]", "ROUNDSxFRACTION")),
+        ({"report": "table"}, ("a table compares the arms of one method", "report: lottery or archsearch")),
+        ({"report": "archsearch"}, ("the archsearch report shows the arms scratch-b, scratch-e", "drop winning")),
     ],
 )
 def test_lottery_config_errors(change, needles):

@@ -20,6 +20,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TABLE_RULES = {"make_table": 1, "plot_table": 1, "plot_channels": 1}
+PER_SEED_RULES = {"train_base", "train_soft", "save_init", "prune", "derive", "finetune", "scratch", "evaluate"}
 # Smoke-scale jobs per rule of each study's own target (one seed).
 SMOKE_STUDY = {
     "l1": {"prepare_data": 1, "train_base": 3, "prune": 5, "finetune": 5, "scratch": 10, "evaluate": 18, **TABLE_RULES, "l1": 1},
@@ -29,25 +30,30 @@ SMOKE_STUDY = {
     "sfp": {"prepare_data": 1, "train_base": 4, "train_soft": 4, "prune": 4, "scratch": 8, "evaluate": 16, **TABLE_RULES, "sfp": 1},
     # 9 masks at each of 2 LRs (the first 2 rounds of the iterative chain), each a winning and a random ticket
     "lottery": {"prepare_data": 1, "train_base": 6, "save_init": 6, "prune": 18, "scratch": 36, "evaluate": 42, **TABLE_RULES, "lottery": 1},
+    # 13 architectures trained from scratch: 5 pruned (slimming 0.2/0.8 and the guided source 0.6,
+    # magnitude 0.5/0.95), 9 derived from them; bases: VGG-16 plain and sparsity-trained, VGG-19 (CIFAR-100)
+    "archsearch": {"prepare_data": 2, "train_base": 3, "prune": 5, "derive": 9, "scratch": 13, "evaluate": 16, **TABLE_RULES, "plot_kernels": 1, "archsearch": 1},
 }
 # The paper scale runs 5 seeds and all 6 ratios of the unstructured sweep (3x its smoke rows).
 PAPER_STUDY = {
-    name: {k: v * 5 * (3 if name == "unstructured" and k in ("prune", "finetune", "scratch") else 1) if k in {"train_base", "train_soft", "save_init", "prune", "finetune", "scratch", "evaluate"} else v for k, v in counts.items()}
+    name: {k: v * 5 * (3 if name == "unstructured" and k in ("prune", "finetune", "scratch") else 1) if k in PER_SEED_RULES else v for k, v in counts.items()}
     for name, counts in SMOKE_STUDY.items()
 }  # fmt: skip
 PAPER_STUDY["unstructured"]["evaluate"] = 5 * (8 + 3 * 48)
 # At paper scale the lottery study has 18 masks per LR (5 one-shot ratios, 8 iterative rounds, 5 L1 variants).
 PAPER_STUDY["lottery"].update(prune=5 * 36, scratch=5 * 72, evaluate=5 * (6 + 72))
-# `all`: the lottery study's LR-0.1 bases (VGG-16, ResNet-56, ResNet-110 on CIFAR-10) are the l1 study's.
+# At paper scale the archsearch study has all 21 rows: 7 pruned (slimming 0.2-0.8, magnitude x3), 14 derived.
+PAPER_STUDY["archsearch"].update(prune=5 * 7, derive=5 * 14, scratch=5 * 21, evaluate=5 * (3 + 21))
+# `all`: the lottery study's LR-0.1 bases (VGG-16, ResNet-56, ResNet-110 on CIFAR-10) and the
+# archsearch study's plain VGG-16 base are the l1 study's.
 SMOKE = {
-    "prepare_data": 2, "train_base": 24, "train_soft": 4, "save_init": 6, "prune": 53, "finetune": 31, "scratch": 106, "evaluate": 165,
-    "make_table": 5, "plot_table": 5, "plot_channels": 5, "all": 1,
+    "prepare_data": 2, "train_base": 26, "train_soft": 4, "save_init": 6, "prune": 57, "derive": 9, "finetune": 31, "scratch": 118,
+    "evaluate": 179, "make_table": 6, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "all": 1,
 }  # fmt: skip
 PAPER = {
-    "prepare_data": 2, "train_base": 120, "train_soft": 20, "save_init": 30, "prune": 515, "finetune": 315, "scratch": 1030, "evaluate": 1485,
-    "make_table": 5, "plot_table": 5, "plot_channels": 5, "all": 1,
+    "prepare_data": 2, "train_base": 130, "train_soft": 20, "save_init": 30, "prune": 535, "derive": 70, "finetune": 315, "scratch": 1120,
+    "evaluate": 1585, "make_table": 6, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "all": 1,
 }  # fmt: skip
-PER_SEED_RULES = {"train_base", "train_soft", "save_init", "prune", "finetune", "scratch", "evaluate"}
 TRAIN_RULES = {"train_base", "train_soft", "finetune", "scratch"}
 RUNS = Path("runs") / "smoke" / "cifar10"
 
@@ -138,12 +144,12 @@ def slurm_dry_run(tmp_path_factory) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- DAG shape
 def test_smoke_dag(smoke_stats):
     assert smoke_stats == SMOKE
-    assert sum(smoke_stats.values()) == 407
+    assert sum(smoke_stats.values()) == 452
 
 
 def test_paper_dag(paper_stats):
     assert paper_stats == PAPER
-    assert sum(paper_stats.values()) == 3533
+    assert sum(paper_stats.values()) == 3827
 
 
 def test_scale_changes_seeds_and_sweep_points_only(smoke_stats, paper_stats):
@@ -348,7 +354,7 @@ def test_profile_uses_slurm_executor():
 
 
 def test_profile_requests_cluster_resources(slurm_dry_run):
-    assert job_stats(slurm_dry_run.stdout)["total"] == 3533  # the profile selects the paper scale
+    assert job_stats(slurm_dry_run.stdout)["total"] == 3827  # the profile selects the paper scale
     jobs = parse_jobs(slurm_dry_run.stdout)
     counts = Counter(j["rule"] for j in jobs)
     assert {r: counts[r] for r in PER_SEED_RULES} == {r: PAPER[r] for r in PER_SEED_RULES}
@@ -371,7 +377,7 @@ def test_profile_keeps_paper_scale_under_command_line_config(tmp_path):
     copy = copy_workflow(tmp_path / "repo")
     proc = snakemake("--profile", "slurm", "-n", "--quiet", "rules", "--cores", "8", "--config", "data_root=/data/cifar", cwd=copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert job_stats(proc.stdout)["total"] == 3533
+    assert job_stats(proc.stdout)["total"] == 3827
 
 
 # --------------------------------------------------------------------------- packing

@@ -83,3 +83,17 @@ def mask_layers(model: nn.Module, pruned: methods.Pruned) -> list[dict]:
         stage = max(0, round(math.log2(32 / math.sqrt(positions[key]))))
         rows.append({"layer": key[: -len(".weight")], "layer_id": i + 1, "stage": stage, "selection": False, "ratio": round(pruned.ratios[key], 6), "before": mask.numel(), "after": int(mask.sum())})
     return rows
+
+
+def kernel_patterns(model: nn.Module, found: dict) -> dict[str, dict]:
+    """Per stage, the kept fraction at each of the 3x3 kernel positions over every 3x3 conv's
+    kernels (out x in): where unstructured pruning keeps weights (Rethinking §7's patterns)."""
+    positions = conv_positions(model)
+    kept, count = {}, {}
+    for key, mask in found.items():
+        if mask.dim() != 4 or tuple(mask.shape[2:]) != (3, 3):
+            continue
+        stage = str(max(0, round(math.log2(32 / math.sqrt(positions[key])))))
+        kept[stage] = kept.get(stage, 0) + mask.float().sum(dim=(0, 1))
+        count[stage] = count.get(stage, 0) + mask.shape[0] * mask.shape[1]
+    return {s: {"kept": [[round(v, 6) for v in row] for row in (kept[s] / count[s]).tolist()], "kernels": count[s]} for s in sorted(kept, key=int)}

@@ -270,6 +270,26 @@ def prune(model_path: str, method: str | None, setting: str | None, variant: str
     prune_run(model_path, method, setting, seed, out, report_path, physical_out)
 
 
+# --------------------------------------------------------------------------- derive
+@cli.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--method", required=True, help="An architecture source: matched, guided, transferred, randomsparse, guidedsparse.")
+@click.option("--setting", required=True, help="Its source row, e.g. slimming_0.5 or cifar10_vgg16_slimming_0.5.")
+@click.option("--dataset", required=True, help="The dataset the derived network trains on (its classes).")
+@click.option("--arch", required=True, help=f"Architecture: {', '.join(models.ARCHS)}.")
+@click.option("--option", "options", multiple=True, callback=_options, help="Model option KEY=VALUE (repeatable).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the fresh weights and random masks.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pruned file to write.")
+@click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False), help="prune.json to write.")
+def derive(sources: tuple[str, ...], method: str, setting: str, dataset: str, arch: str, options: dict, seed: int, out: str, report_path: str) -> None:
+    """Derive an architecture (pruning as architecture search) from the source runs' prune.json
+    files (SOURCES) and write it as a pruned file for the scratch arms."""
+    from .derivation import derive_run
+
+    _check_out_dirs(out, report_path)
+    derive_run(method, setting, dataset, arch, seed, options, list(sources), out, report_path)
+
+
 # --------------------------------------------------------------------------- evaluate
 @cli.command()
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="Trained model file.")
@@ -328,9 +348,9 @@ def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc
     click.echo(markdown)
 
 
-from .report.commands import channels, figure, table  # noqa: E402 (commands of the report layer)
+from .report.commands import channels, figure, kernels, table  # noqa: E402 (commands of the report layer)
 
-for _command in (table, figure, channels):
+for _command in (table, figure, channels, kernels):
     cli.add_command(_command)
 
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from . import __version__, masks, methods, models
 from .checkpoints import load_model, save_model, weights_sha256
-from .checks import mask_checks, mask_layers, physical_checks
+from .checks import kernel_patterns, mask_checks, mask_layers, physical_checks
 from .counting import count_macs, count_params, scratch_b_epochs
 from .data import Data, mean_std
 from .errors import UserError
@@ -283,6 +283,7 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
     if method.masked:
         report["unit"] = "conv weights"  # of the per-layer before/after counts
         report["mask_checks"] = mask_checks(small, None)
+        report["kernel_pattern"] = kernel_patterns(small, pruned.masks)
     if method.physical is not None:
         report["physical"], physical_model = physical_checks(small, method.physical, arch, num_classes, options)
         report["mask_checks"]["macs_physical"] = report["physical"]["macs"]

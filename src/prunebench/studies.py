@@ -20,6 +20,7 @@ from .errors import UserError
 
 PROTOCOL_KEY = "protocol"  # in a base tag, not a model option
 DEFAULT_PROTOCOL = "default"  # in a study's protocol list: the main `protocol`, no tag of its own
+REPORT_ARMS = {"lottery": {"winning", "scratch-e"}, "archsearch": {"scratch-e", "scratch-b"}}  # arms each report shows
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,11 @@ def check(config: dict) -> None:
         for method in study_methods(study):
             _known(f"{where}.method", method, methods.names())
         arms = study_arms(study)
+        report = study.get("report", "table")
+        if report == "table" and len(study_methods(study)) > 1:
+            raise UserError(f"config: {where}: a table compares the arms of one method; for several methods set report: lottery or archsearch")
+        if report in REPORT_ARMS and not set(arms) <= REPORT_ARMS[report]:
+            raise UserError(f"config: {where}: the {report} report shows the arms {', '.join(sorted(REPORT_ARMS[report]))}; drop {', '.join(sorted(set(arms) - REPORT_ARMS[report]))} from arms")
         for method, models_ in study_methods(study).items():
             m = methods.get(method)
             for arm in arms:

@@ -6,7 +6,7 @@ import sys
 from prunebench import methods
 from prunebench.config import check
 from prunebench.errors import UserError
-from prunebench.studies import parse_tag, protocol, rows, study_arms
+from prunebench.studies import base_tag, parse_tag, protocol, rows, study_arms
 
 try:
     check(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -38,7 +38,7 @@ wildcard_constraints:
     arch=r"[a-z]+\d+",
     tag=r"[a-z0-9.=_+-]+",
     method=r"[a-z0-9]+",
-    setting=r"[A-Za-z0-9.]+",
+    setting=r"[A-Za-z0-9._]+",
     seed=r"\d+",
     study="|".join(STUDIES),
 
@@ -147,13 +147,19 @@ def study_prunes(wildcards):
 
 
 def study_outputs(study):
+    """A study's table and figures; an archsearch study adds its kernel patterns."""
+    kernels = STUDIES[study].get("report") == "archsearch"
     return [
         f"{RESULTS}/tables/{study}.csv",
         f"{RESULTS}/tables/{study}.md",
         f"{RESULTS}/figures/{study}.png",
         f"{RESULTS}/tables/{study}-channels.csv",
         f"{RESULTS}/figures/{study}-channels.png",
-    ]
+    ] + (
+        [f"{RESULTS}/tables/{study}-kernels.csv", f"{RESULTS}/figures/{study}-kernels.png"]
+        if kernels
+        else []
+    )
 
 
 def scratch_inputs(wc):
@@ -176,6 +182,30 @@ def prune_input(wc):
         return f"{BASE}/model.pt".format(**wc)
     setting, arm = source
     return f"{DERIVED}/model.pt".format(**{**wc, "setting": setting, "arm": arm})
+
+
+# The pruning methods (prune a trained model) and the architecture sources (derived from other
+# rows' prune reports): the prune and derive rules split the pruned files between them.
+PRUNING_METHODS = "|".join(m for m in methods.names() if not methods.get(m).derived)
+DERIVED_METHODS = "|".join(m for m in methods.names() if methods.get(m).derived)
+
+
+def derive_inputs(wc):
+    """The prune.json reports an architecture source reads: its source row's, for the same seed
+    or for every seed (stage averages). A transferred source's model runs with default options."""
+    src = methods.get(wc.method).derived_from(wc.dataset, wc.arch, wc.setting)
+    _, options, proto = parse_tag(wc.tag)
+    tag = base_tag(
+        src.method,
+        src.arch,
+        options if src.arch == wc.arch else {},
+        config["sparsity"],
+        proto,
+    )
+    return [
+        f"{RUNS}/{src.dataset}/{src.arch}/{tag}/{src.method}-{src.setting}/pruned/seed{s}/prune.json"
+        for s in (SEEDS if src.all_seeds else [wc.seed])
+    ]
 
 
 def subset_args():

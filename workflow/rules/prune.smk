@@ -11,6 +11,8 @@ rule prune:
         report=f"{PRUNED}/prune.json",
     log:
         f"{PRUNED}/prune.log",
+    wildcard_constraints:
+        method=PRUNING_METHODS,
     conda:
         ENV
     threads: 1
@@ -21,3 +23,25 @@ rule prune:
         "prunebench prune --model {input.model:q} --method {wildcards.method}"
         " --setting {wildcards.setting} --seed {wildcards.seed}"
         " --out {output.model:q} --report {output.report:q} 2> {log:q}"
+
+
+# An architecture source (pruning as architecture search: uniform at matched parameters, guided,
+# transferred, random sparsity) derives its pruned file from other rows' prune reports.
+rule derive:
+    input:
+        derive_inputs,
+    output:
+        model=PRUNED_FILE,
+        report=f"{PRUNED}/prune.json",
+    log:
+        f"{PRUNED}/derive.log",
+    wildcard_constraints:
+        method=DERIVED_METHODS,
+    conda:
+        ENV
+    params:
+        options=lambda wc: tag_args(wc.tag, base=False),
+    shell:
+        "prunebench derive {input:q} --method {wildcards.method} --setting {wildcards.setting}"
+        " --dataset {wildcards.dataset} --arch {wildcards.arch} --seed {wildcards.seed}"
+        "{params.options} --out {output.model:q} --report {output.report:q} 2> {log:q}"

@@ -81,3 +81,21 @@ rule plot_channels:
     shell:
         "prunebench channels {input:q} --title {params.title:q} --csv {output.csv:q}"
         " --out {output.png:q} 2> {log:q}"
+
+
+# Pruning as architecture search: the average kept 3x3 kernel per stage of its masked rows.
+rule plot_kernels:
+    input:
+        study_prunes,
+    output:
+        csv=f"{RESULTS}/tables/{{study}}-kernels.csv",
+        png=f"{RESULTS}/figures/{{study}}-kernels.png",
+    log:
+        f"{RESULTS}/logs/kernels-{{study}}.log",
+    conda:
+        ENV
+    params:
+        title=lambda wc: f"Average kept 3x3 kernel per stage: {STUDIES[wc.study].get('title', wc.study)}",
+    shell:
+        "prunebench kernels {input:q} --title {params.title:q} --csv {output.csv:q}"
+        " --out {output.png:q} 2> {log:q}"

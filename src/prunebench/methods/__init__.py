@@ -62,6 +62,10 @@ class Method:
     physical: Callable[[nn.Module, str, int, dict], nn.Module] | None = None
     # A chained method: setting -> the setting whose prune_from run this one prunes (None: the base).
     previous: Callable[[str], str | None] | None = None
+    # An architecture source (methods/derived.py): (dataset, arch, setting) -> the Source row whose
+    # prune.json reports it reads, and derive(reports, arch, num_classes, setting, seed, options).
+    derived_from: Callable | None = None
+    derive: Callable | None = None
 
     def __post_init__(self) -> None:
         if self.base not in BASES:
@@ -72,6 +76,10 @@ class Method:
             raise ValueError(f"method {self.name}: a chained method prunes one of its arms (prune_from)")
         if not self.learned and self.scratch_cfg is None:
             raise ValueError(f"method {self.name}: a predefined method needs scratch_cfg")
+
+    @property
+    def derived(self) -> bool:
+        return self.derive is not None
 
     @property
     def chained(self) -> bool:
@@ -111,7 +119,7 @@ def names() -> tuple[str, ...]:
 
 def _load() -> None:
     """Import the method modules once; each registers itself."""
-    from . import lottery, magnitude, predefined, sfp, slimming  # noqa: F401
+    from . import derived, lottery, magnitude, predefined, sfp, slimming  # noqa: F401
 
 
 __all__ = ["ARMS", "BASES", "DEFAULT_ARMS", "Method", "Pruned", "get", "names", "register"]

@@ -1,6 +1,8 @@
 """The report commands of the ``prunebench`` CLI: tables and figures from eval.json and
 prune.json files. A study's ``report`` kind picks the table: ``table`` (arms side by side with
-the paper's numbers) or ``lottery`` (winning ticket vs random init per initial LR)."""
+the paper's numbers), ``lottery`` (winning ticket vs random init per initial LR) or
+``archsearch`` (architectures trained from scratch, accuracy against parameters); ``kernels``
+draws the average kept 3x3 kernel of masked runs per stage."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from ..errors import UserError
 from ..io import read_json, write_together
 
 log = logging.getLogger("prunebench")
-KINDS = ("table", "lottery")
+KINDS = ("table", "lottery", "archsearch")
 
 
 @click.command()
@@ -31,6 +33,11 @@ def table(evals: tuple[str, ...], study: str, metric: str, kind: str, csv_path: 
 
         df = build_lottery_table(loaded, study=study, metric=metric)
         write_lottery_table(df, csv_path, md_path, title=title or f"Study {study}")
+    elif kind == "archsearch":
+        from .archsearch import build_archsearch_table, write_archsearch_table
+
+        df = build_archsearch_table(loaded, study=study, metric=metric)
+        write_archsearch_table(df, csv_path, md_path, title=title or f"Study {study}")
     else:
         from .table import build_table, write_table
 
@@ -60,6 +67,10 @@ def figure(table_path: str, kind: str, out: str, title: str | None) -> None:
         from .lottery_figure import plot_lottery
 
         plot_lottery(read_lottery_table(table_path), out, title)
+    elif kind == "archsearch":
+        from .archsearch import plot_archsearch, read_archsearch_table
+
+        plot_archsearch(read_archsearch_table(table_path), out, title)
     else:
         from .figure import plot_study
         from .table import read_table
@@ -90,3 +101,20 @@ def _read_prune_report(path: str) -> dict:
     if not isinstance(rep, dict) or not isinstance(rep.get("run"), dict) or not isinstance(rep.get("layers"), list):
         raise UserError(f"{path} is not a prune.json (needs run and layers); rerun 'prunebench prune' for it")
     return rep
+
+
+@click.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="Per-stage kernel pattern CSV to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--title", default="Average kept 3x3 kernel per stage", show_default=True, help="Figure title.")
+def kernels(reports: tuple[str, ...], csv_path: str, out: str, title: str) -> None:
+    """The average kept 3x3 kernel pattern per stage of the masked runs among prune.json files
+    (REPORTS), mean over seeds: where in the kernel unstructured pruning keeps weights."""
+    from ..io import write_text
+    from .kernels import kernel_table, plot_kernels
+
+    table = kernel_table([_read_prune_report(p) for p in reports])
+    csv = table.to_csv(index=False)
+    write_together((csv_path, lambda: write_text(csv_path, csv)), (out, lambda: plot_kernels(table, out, title)))
+    log.info("kernels -> %s, %s", csv_path, out)

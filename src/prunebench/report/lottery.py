@@ -71,7 +71,7 @@ def setting_order(method: str, setting: str) -> tuple:
 def build_lottery_table(evals: list[dict], study: str = "lottery", metric: str = "best") -> pd.DataFrame:
     df = _records(evals, metric)
     pruned = df[df["arm"] != "unpruned"]
-    methods = list(dict.fromkeys(pruned["method"]))
+    methods, archs = list(dict.fromkeys(pruned["method"])), list(dict.fromkeys(pruned["arch"]))
     out = []
     for (dataset, arch, method, setting, lr), g in pruned.groupby(["dataset", "arch", "method", "setting", "lr"], sort=False):
         row = {"study": study, "dataset": dataset, "arch": arch, "method": method, "setting": setting, "lr": lr, "metric": metric,
@@ -86,7 +86,7 @@ def build_lottery_table(evals: list[dict], study: str = "lottery", metric: str =
         row["runs"] = len(g) + len(base)
         out.append(row)
     table = pd.DataFrame(out, columns=COLUMNS)
-    order = table.apply(lambda r: (r["dataset"], methods.index(r["method"]), r["arch"], setting_order(r["method"], r["setting"]), -r["lr"]), axis=1)
+    order = table.apply(lambda r: (r["dataset"], methods.index(r["method"]), archs.index(r["arch"]), setting_order(r["method"], r["setting"]), -r["lr"]), axis=1)
     return table.iloc[sorted(range(len(table)), key=lambda i: order.iloc[i])].reset_index(drop=True)
 
 
