@@ -9,7 +9,6 @@ import torch
 
 from prunebench import masks, methods, models
 from prunebench.checkpoints import load_model, save_model
-from prunebench.counting import count_params
 from prunebench.derivation import derive_run
 from prunebench.errors import UserError
 from prunebench.io import read_json
@@ -154,12 +153,14 @@ def test_archsearch_table_figure_and_kernels(sources, tmp_path):
     from prunebench.report.kernels import kernel_table, plot_kernels
 
     evals = [ev(None, None, "base", s, 93.5, 15_000_000) for s in (1, 2)]
+    evals += [{**ev(None, None, "base", s, 90.0, 15_000_000), "sparsity": 1e-4} for s in (1, 2)]  # slimming's base: not the reference
     for s in (1, 2):
         evals += [ev("slimming", "0.6", "scratch-e", s, 93.0, 3_000_000), ev("matched", "slimming_0.6", "scratch-e", s, 92.0, 3_000_000),
                   ev("slimming", "0.2", "scratch-e", s, 93.4, 9_000_000), ev("matched", "slimming_0.2", "scratch-e", s, 93.3, 9_000_000)]
     t = build_archsearch_table(evals)
     assert len(t) == 4 and set(t["family"]) == {"network slimming", "uniform (matched params)"}
-    assert t["unpruned_mean"].iloc[0] == 93.5 and t["scratch-e_n"].tolist() == [2, 2, 2, 2]
+    assert t["unpruned_mean"].iloc[0] == 93.5 and t["unpruned_n"].iloc[0] == 2 and t["scratch-e_n"].tolist() == [2, 2, 2, 2]
+    assert list(t["method"]) == ["slimming", "slimming", "matched", "matched"] and t["params"].iloc[0] > t["params"].iloc[1]
     md = to_markdown(t, "Archsearch")
     assert "| network slimming | 0.6 | 3.000M |" in md and "Scratch-B" not in md
     write_archsearch_table(t, tmp_path / "a.csv", tmp_path / "a.md", "Archsearch")

@@ -512,7 +512,7 @@ CLI_CASES = [
     Case("table-eval-without-metric", "cli", lambda a, t: _table(t, [_eval_without_metric(t)]),
          r"has no accuracy\['best'\]", r"re-run its evaluation"),
     Case("table-eval-unknown-arm", "cli", lambda a, t: _table(t, [_evals_file(t, "eval.json", {"run": {**BASE_RUN, "arm": "scratch-c"}, "accuracy": {"best": 1.0}, **COUNTS})]),
-         r"has arm 'scratch-c'", r"expected one of base, soft, finetune, scratch-e, scratch-b"),
+         r"has arm 'scratch-c'", r"the table takes base, soft, finetune, scratch-e, scratch-b"),
     Case("table-eval-pruned-arm-without-setting", "cli",
          lambda a, t: _table(t, [_evals_file(t, "eval.json", {"run": {k: v for k, v in OLD_PRUNED_RUN.items() if k != "variant"}, "accuracy": {"best": 1.0}, **COUNTS})]),
          r"is a pruned arm without a setting", r"re-run its evaluation"),

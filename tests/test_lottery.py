@@ -188,6 +188,9 @@ def test_lottery_rows_cover_every_method_at_each_protocol():
     assert len(got) == 2 * (3 + 3 + 2)
     assert {r.tag for r in got} == {"plain", "plain+protocol=small_lr"}
     assert [r.setting for r in got if r.method == "iterative" and r.tag == "plain"] == ["1x0.2", "2x0.2", "3x0.2"]
+    one_lr = lottery_config()
+    one_lr["scales"]["smoke"]["max_protocols"] = 1
+    assert {r.tag for r in rows(one_lr, "lottery")} == {"plain"}
     thinned = rows(lottery_config(keep=2), "lottery")
     assert [r.setting for r in thinned if r.method == "iterative" and r.tag == "plain"] == ["1x0.2", "2x0.2"]  # a chain keeps its first rounds
     assert [r.setting for r in thinned if r.method == "magnitude" and r.tag == "plain"] == ["0.2", "0.9"]

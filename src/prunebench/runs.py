@@ -350,6 +350,7 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
         "accuracy": {"best": metrics["best_accuracy"], "final": metrics["final_accuracy"], "evaluated": test["accuracy"]},
         **{k: metrics[k] for k in ("macs", "params", "macs_full", "params_full", "epochs")},
         "lr": (hparams.get("schedule") or {}).get("lr"),  # the initial LR (the lottery study compares two)
+        "sparsity": hparams.get("sparsity", 0.0),  # network slimming's penalty: a sparsity-trained base
         "standin": data.standin,
         "model": model_path,
         "model_sha256": sha256(model_path),

@@ -100,11 +100,13 @@ def study_arms(study: dict) -> tuple[str, ...]:
 def rows(config: dict, name: str) -> list[Row]:
     """The study's rows at the configured scale: a scale's ``max_settings`` keeps the first and
     last settings of each model (a smoke run of a ratio sweep checks its ends, not every point);
-    of a chained method (iterative rounds, each built on the last) it keeps the first ones."""
+    of a chained method (iterative rounds, each built on the last) it keeps the first ones. Its
+    ``max_protocols`` keeps the first protocols of a study that lists several (the lottery's LRs)."""
     study = config["studies"][name]
-    keep = config["scales"][config["scale"]].get("max_settings")
+    scale = config["scales"][config["scale"]]
+    keep = scale.get("max_settings")
     out = []
-    for proto in study_protocols(study):
+    for proto in study_protocols(study)[: scale.get("max_protocols")]:
         for method, models_ in study_methods(study).items():
             chained = methods.get(method).chained
             for dataset, archs in models_.items():

@@ -12,7 +12,9 @@ rule evaluate:
         f"{RUNS}/{{dataset}}/{{run}}/evaluate.log",
     conda:
         ENV
-    threads: 2
+    # Two threads at paper scale (10,000 test images); at smoke scale one, so two evaluations
+    # share the two cores of a laptop instead of each holding both.
+    threads: min(2, S["threads"])
     resources:
         runtime=S["runtime_min"]["evaluate"],
         mem_mb=S["mem_mb"]["evaluate"],

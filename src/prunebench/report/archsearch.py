@@ -4,7 +4,8 @@ Every row is an architecture trained from scratch: learned by a pruning method (
 slimming's widths, magnitude pruning's masks) or derived from one (uniform at matched
 parameters, guided by stage averages, transferred, random sparsity). One row per (dataset,
 arch, method, setting); the figure plots accuracy against parameters, one curve per family, so
-"better at equal parameters" reads off as "above the uniform curve".
+"better at equal parameters" reads off as "above the uniform curve". The unpruned reference is
+the plain base (not network slimming's sparsity-trained one).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ matplotlib.use("Agg")  # files only; no display on cluster nodes
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, NullFormatter  # noqa: E402
 
 from ..errors import UserError  # noqa: E402
-from ..io import atomic_path, write_text, write_together  # noqa: E402
-from .table import MISSING, STANDIN_LABEL, arch_name, dataset_name  # noqa: E402
+from ..io import atomic_path  # noqa: E402
+from .table import MISSING, STANDIN_LABEL, arch_name, dataset_name, eval_run, read_csv_checked, write_csv_md  # noqa: E402
 
 FAMILIES = {
     "slimming": "network slimming", "matched": "uniform (matched params)", "guided": "guided (stage averages)",
@@ -37,15 +39,13 @@ COLUMNS += ["standin", "runs"]
 def build_archsearch_table(evals: list[dict], study: str = "archsearch", metric: str = "best") -> pd.DataFrame:
     rows = []
     for ev in evals:
-        run = ev.get("run") if isinstance(ev, dict) else None
-        if not isinstance(run, dict) or not {"dataset", "arch", "arm", "seed"} <= run.keys():
-            raise UserError(f"an eval has no run with dataset, arch, arm and seed ({str(ev)[:80]}); re-run its evaluation")
-        if run["arm"] not in ("base",) + ARMS:
-            raise UserError(f"eval for {run} has arm {run['arm']!r}; the archsearch table takes base, {', '.join(ARMS)}")
+        run = eval_run(ev, ("base",) + ARMS, "archsearch table")
         try:
             acc, params, macs, full = float(ev["accuracy"][metric]), int(ev["params"]), int(ev["macs"]), int(ev["params_full"])
         except (KeyError, TypeError, ValueError):
             raise UserError(f"eval for {run} lacks accuracy['{metric}'], params, macs or params_full; re-run its evaluation") from None
+        if run["arm"] == "base" and ev.get("sparsity"):
+            continue  # network slimming's sparsity-trained base: the unpruned reference is the plain one
         rows.append({**{k: run[k] for k in ("dataset", "arch", "arm", "seed")}, "method": run.get("method"), "setting": run.get("setting"),
                      "acc": acc, "params": params, "macs": macs, "params_full": full, "standin": bool(ev.get("standin", False))})
     df = pd.DataFrame(rows)
@@ -65,7 +65,9 @@ def build_archsearch_table(evals: list[dict], study: str = "archsearch", metric:
         row["runs"] = len(g) + len(base)
         out.append(row)
     table = pd.DataFrame(out, columns=COLUMNS)
-    return table.sort_values(["dataset", "arch", "method", "params"], kind="stable", ascending=[True, True, True, False]).reset_index(drop=True)
+    family = [list(FAMILIES).index(m) if m in FAMILIES else len(FAMILIES) for m in table["method"]]
+    table = table.assign(_family=family).sort_values(["dataset", "arch", "_family", "params"], kind="stable", ascending=[True, True, True, False])
+    return table.drop(columns="_family").reset_index(drop=True)
 
 
 def _cell(mean: float, std: float) -> str:
@@ -95,13 +97,10 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
 
 
 def write_archsearch_table(table: pd.DataFrame, csv_path: str | PathLike, md_path: str | PathLike, title: str) -> None:
-    csv, md = table.to_csv(index=False), to_markdown(table, title)
-    write_together((csv_path, lambda: write_text(csv_path, csv)), (md_path, lambda: write_text(md_path, md)))
+    write_csv_md(table, to_markdown(table, title), csv_path, md_path)
 
 
 def read_archsearch_table(path: str | PathLike) -> pd.DataFrame:
-    from .table import read_csv_checked
-
     return read_csv_checked(path, COLUMNS, "prunebench table --kind archsearch")
 
 
@@ -118,9 +117,12 @@ def plot_archsearch(table: pd.DataFrame, out: str | PathLike, title: str | None 
             ax.errorbar(d["params"] / 1e6, d["scratch-e_mean"], yerr=d["scratch-e_std"].fillna(0), fmt="o-", ms=4, capsize=2, color=colours[family], label=family)
         if sel["unpruned_mean"].notna().any():
             ax.axhline(sel["unpruned_mean"].iloc[0], color="0.4", lw=0.8, ls="--", label="unpruned")
-        ax.set_xscale("log")
+        if sel["params"].max() > 10 * sel["params"].min():  # a log axis only where it spans a decade
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{arch_name(arch)}, {dataset_name(dataset, bool(sel['standin'].any()))}", fontsize=9)
-        ax.set_xlabel("parameters (M, log scale)")
+        ax.set_xlabel("parameters (M)")
         ax.set_ylabel("Scratch-E test accuracy (%)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)

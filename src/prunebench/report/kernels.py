@@ -61,14 +61,15 @@ def plot_kernels(table: pd.DataFrame, out: str | PathLike, title: str) -> None:
             grid = np.zeros((3, 3))
             for rec in cells.to_dict("records"):
                 grid[rec["row"], rec["col"]] = rec["kept"]
-            ax.imshow(grid, vmin=0, vmax=max(1e-9, grid.max()), cmap="viridis")
+            lo, hi = grid.min(), max(grid.max(), grid.min() + 1e-9)  # colour: the panel's own range, so its pattern shows
+            ax.imshow(grid, vmin=lo, vmax=hi, cmap="viridis")
             for (i, j), v in np.ndenumerate(grid):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 * grid.max() else "black")
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v < (lo + hi) / 2 else "black")
             if r == 0:
                 ax.set_title(f"stage {stage}", fontsize=8)
             if c == 0:
                 ax.set_ylabel(f"{arch_name(key[1])} {key[2]}\n{key[3]}\n{dataset_name(key[0])}", fontsize=7)
-    fig.suptitle(title + " (kept fraction per position)", fontsize=9)
+    fig.suptitle(title + "\n(kept fraction per position; colour spans each panel's own range)", fontsize=9)
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=150)

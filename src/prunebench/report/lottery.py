@@ -14,8 +14,7 @@ from os import PathLike
 import pandas as pd
 
 from ..errors import UserError
-from ..io import write_text, write_together
-from .table import MISSING, STANDIN_LABEL, arch_name, dataset_name, normalize_setting, ratio
+from .table import MISSING, STANDIN_LABEL, arch_name, dataset_name, eval_run, normalize_setting, ratio, read_csv_checked, write_csv_md
 
 ARMS = {"base": "unpruned", "winning": "winning", "scratch-e": "random"}
 METHOD_LABELS = {"magnitude": "one-shot", "iterative": "iterative", "l1mask": "L1 filters"}
@@ -31,11 +30,7 @@ COLUMNS += ["gain", "standin", "runs"]
 def _records(evals: list[dict], metric: str) -> pd.DataFrame:
     rows = []
     for ev in evals:
-        run = ev.get("run") if isinstance(ev, dict) else None
-        if not isinstance(run, dict) or not {"dataset", "arch", "arm", "seed"} <= run.keys():
-            raise UserError(f"an eval has no run with dataset, arch, arm and seed ({str(ev)[:80]}); re-run its evaluation")
-        if run["arm"] not in ARMS:
-            raise UserError(f"eval for {run} has arm {run['arm']!r}; the lottery table takes {', '.join(ARMS)}")
+        run = eval_run(ev, tuple(ARMS), "lottery table")
         if ev.get("lr") is None:
             raise UserError(f"eval for {run} records no initial LR; re-run its evaluation with this prunebench")
         try:
@@ -136,11 +131,8 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
 
 
 def write_lottery_table(table: pd.DataFrame, csv_path: str | PathLike, md_path: str | PathLike, title: str) -> None:
-    csv, md = table.to_csv(index=False), to_markdown(table, title)
-    write_together((csv_path, lambda: write_text(csv_path, csv)), (md_path, lambda: write_text(md_path, md)))
+    write_csv_md(table, to_markdown(table, title), csv_path, md_path)
 
 
 def read_lottery_table(path: str | PathLike) -> pd.DataFrame:
-    from .table import read_csv_checked
-
     return read_csv_checked(path, COLUMNS, "prunebench table --kind lottery")

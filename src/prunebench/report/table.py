@@ -132,20 +132,26 @@ def _paper_cells(paper: pd.DataFrame, study: str, dataset: str, arch: str, setti
 
 
 # --------------------------------------------------------------------------- build
+def eval_run(ev: dict, arms: tuple[str, ...], report: str) -> dict:
+    """The run an eval describes, checked: dataset, arch, arm (one of ``arms``) and seed."""
+    run = ev.get("run") if isinstance(ev, dict) else None
+    if not isinstance(run, dict) or not {"dataset", "arch", "arm", "seed"} <= run.keys():
+        raise UserError(f"an eval has no run with dataset, arch, arm and seed ({str(ev)[:80]}); re-run its evaluation")
+    if run["arm"] not in arms:
+        raise UserError(f"eval for {run} has arm {run['arm']!r}; the {report} takes {', '.join(arms)}")
+    return run
+
+
 def _records(evals: list[dict], metric: str) -> pd.DataFrame:
     """Flatten eval dicts to one row per run; the base arm becomes 'unpruned'."""
     rows = []
     for ev in evals:
-        run = ev.get("run") if isinstance(ev, dict) else None
-        if not isinstance(run, dict) or not {"dataset", "arch", "arm", "seed"} <= run.keys():
-            raise UserError(f"an eval has no run with dataset, arch, arm and seed ({str(ev)[:80]}); re-run its evaluation")
+        run = eval_run(ev, ("base",) + ARMS[1:], "table")
         try:
             acc = float(ev["accuracy"][metric])
         except (KeyError, TypeError, ValueError):
             raise UserError(f"eval for {run} has no accuracy['{metric}']; re-run its evaluation") from None
         arm = "unpruned" if run["arm"] == "base" else run["arm"]
-        if arm not in ARMS:
-            raise UserError(f"eval for {run} has arm {run['arm']!r}; expected one of base, {', '.join(ARMS[1:])}")
         setting = normalize_setting(run.get("setting", run.get("variant")))  # "variant": evals before studies
         if arm != "unpruned" and setting is None:
             raise UserError(f"eval for {run} is a pruned arm without a setting; re-run its evaluation")
@@ -346,7 +352,11 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
 
 
 def write_table(df: pd.DataFrame, csv_path: str | PathLike, md_path: str | PathLike, title: str) -> None:
-    """Write the full table as CSV (for machines) and Markdown (for people), each atomically;
-    if the second write fails, the first file is removed."""
-    csv, md = df.to_csv(index=False), to_markdown(df, title)
-    write_together((csv_path, lambda: write_text(csv_path, csv)), (md_path, lambda: write_text(md_path, md)))
+    write_csv_md(df, to_markdown(df, title), csv_path, md_path)
+
+
+def write_csv_md(df: pd.DataFrame, markdown: str, csv_path: str | PathLike, md_path: str | PathLike) -> None:
+    """Write a table as CSV (for machines) and Markdown (for people), each atomically; if the
+    second write fails, the first file is removed."""
+    csv = df.to_csv(index=False)
+    write_together((csv_path, lambda: write_text(csv_path, csv)), (md_path, lambda: write_text(md_path, markdown)))
