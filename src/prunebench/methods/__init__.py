@@ -119,7 +119,9 @@ def names() -> tuple[str, ...]:
 
 def _load() -> None:
     """Import the method modules once; each registers itself."""
-    from . import derived, lottery, magnitude, predefined, sfp, slimming  # noqa: F401
+    # in the order their names are listed: as before the lottery study, then the
+    # lottery's masks and the architecture sources
+    from . import predefined, magnitude, sfp, slimming, lottery, derived  # noqa: F401, I001
 
 
 __all__ = ["ARMS", "BASES", "DEFAULT_ARMS", "Method", "Pruned", "get", "names", "register"]
