@@ -119,6 +119,13 @@ def pack_group(name):
     return f"pack_{name}" if PACK > 1 else None
 
 
+def scratch_group(wc):
+    """Packed like every scratch run, except the runs a chained method prunes next (iterative
+    pruning's winning tickets): a group may not feed itself through a job outside it."""
+    m = methods.get(wc.method)
+    return None if m.chained and wc.arm == m.prune_from else pack_group("scratch")
+
+
 def study_runs(study):
     """Folders (without seed) of every run behind one study's table: bases and pruned arms."""
     arms = study_arms(STUDIES[study])

@@ -43,7 +43,7 @@ rule scratch:
     wildcard_constraints:
         arm="scratch-e|scratch-b|scratch-b-beforemask|winning",
     group:
-        pack_group("scratch")
+        scratch_group
     conda:
         ENV
     threads: S["threads"]
