@@ -80,7 +80,7 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
     arms = [a for a in ARMS if table[f"{a}_n"].sum() > 0]
     out = [f"# {title}", ""]
     if table["standin"].any():
-        out += [f"**Built on a {STANDIN_LABEL}: these numbers say nothing about the real dataset.**", ""]
+        out += [f"**Sections marked ({STANDIN_LABEL}) are built on one: their numbers say nothing about the real dataset.**", ""]
     for (dataset, arch), d in table.groupby(["dataset", "arch"], sort=False):
         unpruned = d.iloc[0]
         out += [f"## {dataset_name(dataset, bool(d['standin'].any()))}: {arch_name(arch)}"

@@ -113,7 +113,7 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
     out = [f"# {title}", ""]
     standin = bool(table["standin"].any())
     if standin:
-        out += [f"**Built on a {STANDIN_LABEL}: these numbers say nothing about the real dataset.**", ""]
+        out += [f"**Sections marked ({STANDIN_LABEL}) are built on one: their numbers say nothing about the real dataset.**", ""]
     for dataset, d in table.groupby("dataset", sort=False):
         out += [f"## {dataset_name(dataset, bool(d['standin'].any()))}", "",
                 "| Model | Masks | Setting | Params pruned | LR | Unpruned | Winning ticket | Random init | Winning − random |",
