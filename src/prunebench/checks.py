@@ -74,13 +74,18 @@ def physical_checks(masked: nn.Module, make_physical, arch: str, num_classes: in
     return checks, small
 
 
+def _stage(positions: dict[str, int], key: str) -> int:
+    """A conv's stage from its output size: 32x32 -> 0, 16x16 -> 1, ..."""
+    return max(0, round(math.log2(32 / math.sqrt(positions[key]))))
+
+
 def mask_layers(model: nn.Module, pruned: methods.Pruned) -> list[dict]:
     """prune.json's per-layer rows for a masked method: conv weights before and after, the stage
     from the layer's output size (32x32 -> 0, 16x16 -> 1, ...)."""
     positions = conv_positions(model)
     rows = []
     for i, (key, mask) in enumerate(pruned.masks.items()):
-        stage = max(0, round(math.log2(32 / math.sqrt(positions[key]))))
+        stage = _stage(positions, key)
         rows.append({"layer": key[: -len(".weight")], "layer_id": i + 1, "stage": stage, "selection": False, "ratio": round(pruned.ratios[key], 6), "before": mask.numel(), "after": int(mask.sum())})
     return rows
 
@@ -93,7 +98,7 @@ def kernel_patterns(model: nn.Module, found: dict) -> dict[str, dict]:
     for key, mask in found.items():
         if mask.dim() != 4 or tuple(mask.shape[2:]) != (3, 3):
             continue
-        stage = str(max(0, round(math.log2(32 / math.sqrt(positions[key])))))
+        stage = str(_stage(positions, key))
         kept[stage] = kept.get(stage, 0) + mask.float().sum(dim=(0, 1))
         count[stage] = count.get(stage, 0) + mask.shape[0] * mask.shape[1]
     return {s: {"kept": [[round(v, 6) for v in row] for row in (kept[s] / count[s]).tolist()], "kernels": count[s]} for s in sorted(kept, key=int)}

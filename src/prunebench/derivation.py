@@ -54,8 +54,7 @@ def derive_run(method_name: str, setting: str, dataset: str, arch: str, seed: in
     full = models.build(arch, None, num_classes, **options)
     if derived.masks is not None:
         masks.apply(model, derived.masks)
-        ratios = {k: 1.0 - m.float().mean().item() for k, m in derived.masks.items()}
-        layers = mask_layers(model, methods.Pruned({}, ratios, masks=derived.masks))
+        layers = mask_layers(model, methods.Pruned({}, masks.pruned_ratios(derived.masks), masks=derived.masks))
     else:
         widths = {g.name: g.width for g in full.channel_groups()}
         layers = [

@@ -129,6 +129,11 @@ def filter_masks(model: nn.Module, keep_rate: float) -> dict[str, torch.Tensor]:
     return masks
 
 
+def pruned_ratios(found: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The pruned share of each masked weight: what prune.json reports per layer."""
+    return {key: 1.0 - mask.float().mean().item() for key, mask in found.items()}
+
+
 def zero_pattern(model: nn.Module) -> dict[str, torch.Tensor]:
     """Masks of the conv weights that are exactly zero now (SFP's final pattern)."""
     return {k: weight_param(m).detach().cpu() != 0 for k, m in conv_weights(model).items()}

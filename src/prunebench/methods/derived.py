@@ -32,6 +32,7 @@ from .. import masks, models
 from ..datasets import DATASETS
 from ..errors import UserError
 from . import Method, Pruned, get, names, register
+from .predefined import uniform_cfg
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,6 @@ def pattern_cfg(arch: str, fractions: dict[int, float]) -> list:
     return cfg
 
 
-def uniform_cfg(arch: str, ratio: float) -> list:
-    cfg = models.default_cfg(arch)
-    for g in models.build(arch, cfg).channel_groups():
-        if not g.selection:
-            cfg[g.cfg_index] = max(1, int(g.width * (1.0 - ratio)))
-    return cfg
-
-
 def matched_ratio(arch: str, num_classes: int, options: dict, target: int) -> tuple[float, list, int]:
     """The uniform ratio whose architecture has the parameter count nearest ``target``."""
     from ..counting import count_params
@@ -116,7 +109,8 @@ def matched_ratio(arch: str, num_classes: int, options: dict, target: int) -> tu
     def params(r: float) -> int:
         return count_params(models.build(arch, uniform_cfg(arch, r), num_classes, **options))
 
-    lo, hi = 0.0, 0.999
+    smallest = min(g.width for g in models.build(arch).channel_groups() if not g.selection)
+    lo, hi = 0.0, 1.0 - 1.001 / smallest  # the highest ratio that leaves every layer a filter
     for _ in range(25):  # params fall as the ratio rises
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if params(mid) > target else (lo, mid)

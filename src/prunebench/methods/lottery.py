@@ -61,7 +61,7 @@ def prune_remaining(model: nn.Module, fraction: float) -> dict[str, torch.Tensor
 def _iterative_prune(model: nn.Module, arch: str, setting: str, seed: int) -> Pruned:
     rounds, fraction = parse_rounds(setting)
     found = prune_remaining(model, fraction)
-    ratios = {key: 1.0 - mask.float().mean().item() for key, mask in found.items()}
+    ratios = masks.pruned_ratios(found)
     notes = {"round": rounds, "round_fraction": fraction, "nominal_sparsity": round(iterative_sparsity(setting), 6)}
     return Pruned({}, ratios, notes, masks=found)
 
@@ -82,8 +82,7 @@ def filter_masks(model: nn.Module, keep: dict[str, torch.Tensor]) -> dict[str, t
 def _l1mask_prune(model: nn.Module, arch: str, setting: str, seed: int) -> Pruned:
     ratios = layer_ratios(model.channel_groups(), variant_spec(arch, setting))
     found = filter_masks(model, select_filters(model, ratios, "l1", seed))
-    by_weight = {key: 1.0 - mask.float().mean().item() for key, mask in found.items()}
-    return Pruned({}, by_weight, {"variant": setting, "filter_ratios": ratios}, masks=found)
+    return Pruned({}, masks.pruned_ratios(found), {"variant": setting, "filter_ratios": ratios}, masks=found)
 
 
 register(

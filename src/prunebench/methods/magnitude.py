@@ -29,7 +29,7 @@ def prune(model: nn.Module, arch: str, setting: str, seed: int) -> Pruned:
         if not mask.any():
             mask.view(-1)[masks.effective(weights[key]).detach().abs().flatten().argmax()] = True
             emptied.append(key)
-    ratios = {key: 1.0 - mask.float().mean().item() for key, mask in found.items()}
+    ratios = masks.pruned_ratios(found)
     return Pruned({}, ratios, {"global_ratio": ratio, "emptied": emptied}, masks=found)
 
 

@@ -70,12 +70,15 @@ def _uniform_prune(model: nn.Module, arch: str, setting: str, seed: int) -> Prun
 
 def _uniform_cfg(arch: str, setting: str) -> list:
     """The same ratios as ``_uniform_prune``, as widths: the architecture needs no weights."""
+    return uniform_cfg(arch, parse_ratio(setting))
+
+
+def uniform_cfg(arch: str, ratio: float) -> list:
+    """The full cfg with ``ratio`` of every prunable group's filters removed."""
     cfg = models.default_cfg(arch)
-    groups = models.build(arch, cfg).channel_groups()
-    ratios = _uniform_ratios(arch, setting, groups)
-    for g in groups:
-        if g.name in ratios:
-            cfg[g.cfg_index] = kept_count(g, ratios[g.name])
+    for g in models.build(arch, cfg).channel_groups():
+        if not g.selection:
+            cfg[g.cfg_index] = kept_count(g, ratio)
     return cfg
 
 

@@ -35,7 +35,7 @@ def keep_rate(setting: str) -> float:
 
 def prune(model: nn.Module, arch: str, setting: str, seed: int) -> Pruned:
     found = masks.zero_pattern(model)
-    ratios = {key: 1.0 - mask.float().mean().item() for key, mask in found.items()}
+    ratios = masks.pruned_ratios(found)
     return Pruned({}, ratios, {"keep_rate": keep_rate(setting)}, masks=found)
 
 
