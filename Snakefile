@@ -14,6 +14,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/prune.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/li.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/studies.smk"
 
@@ -33,3 +34,5 @@ localrules:
     plot_kernels,
     save_init,
     derive,
+    li_table2,
+    li_report,

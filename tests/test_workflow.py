@@ -34,6 +34,10 @@ SMOKE_STUDY = {
     # 13 architectures trained from scratch: 5 pruned (slimming 0.2/0.8 and the guided source 0.6,
     # magnitude 0.5/0.95), 9 derived from them; bases: VGG-16 plain and sparsity-trained, VGG-19 (CIFAR-100)
     "archsearch": {"prepare_data": 2, "train_base": 3, "prune": 5, "derive": 9, "scratch": 13, "evaluate": 16, **TABLE_RULES, "plot_kernels": 1, "archsearch": 1},
+    # Li's analyses: 13 curve jobs (9 criteria on VGG-16, L1 on ResNet-56/110, 2 consecutive
+    # strategies); 11 retrained points (VGG-16's first and last layer at 10 and 90 %, 4
+    # consecutive, VGG-16-A one-shot and its first 2 layer-by-layer steps); bases of all 3 models
+    "li": {"prepare_data": 1, "train_base": 3, "curve": 13, "prune": 11, "finetune": 11, "evaluate": 12, "li_table2": 1, "li_report": 1, "li": 1},
 }
 # The paper scale runs 5 seeds and all 6 ratios of the unstructured sweep (3x its smoke rows).
 PAPER_STUDY = {
@@ -46,15 +50,21 @@ PAPER_STUDY["unstructured"]["evaluate"] = 5 * (8 + 3 * 48)
 PAPER_STUDY["lottery"].update(train_base=5 * 6, save_init=5 * 6, prune=5 * 36, scratch=5 * 72, evaluate=5 * (6 + 72))
 # At paper scale the archsearch study has all 21 rows: 7 pruned (slimming 0.2-0.8, magnitude x3), 14 derived.
 PAPER_STUDY["archsearch"].update(prune=5 * 7, derive=5 * 14, scratch=5 * 21, evaluate=5 * (3 + 21))
+# The li study runs one seed at every scale (max_seeds: 1): 117 one-layer points (13 layers x 9
+# ratios), 18 consecutive, the one-shot variant and its 7 layer-by-layer steps.
+PAPER_STUDY["li"].update(train_base=3, prune=143, finetune=143, evaluate=144)
 # `all`: the lottery study's LR-0.1 bases (VGG-16, ResNet-56, ResNet-110 on CIFAR-10) and the
 # archsearch study's plain VGG-16 base are the l1 study's.
+# The li study shares its bases and its one-shot VGG-16-A with the l1 study.
 SMOKE = {
-    "prepare_data": 2, "train_base": 23, "train_soft": 4, "save_init": 3, "prune": 48, "derive": 9, "finetune": 31, "scratch": 100,
-    "evaluate": 158, "make_table": 6, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "all": 1,
+    "prepare_data": 2, "train_base": 23, "train_soft": 4, "save_init": 3, "prune": 58, "derive": 9, "finetune": 41, "scratch": 100,
+    "evaluate": 168, "curve": 13, "make_table": 6, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "li_table2": 1,
+    "li_report": 1, "all": 1,
 }  # fmt: skip
 PAPER = {
-    "prepare_data": 2, "train_base": 130, "train_soft": 20, "save_init": 30, "prune": 535, "derive": 70, "finetune": 315, "scratch": 1120,
-    "evaluate": 1585, "make_table": 6, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "all": 1,
+    "prepare_data": 2, "train_base": 130, "train_soft": 20, "save_init": 30, "prune": 677, "derive": 70, "finetune": 457, "scratch": 1120,
+    "evaluate": 1727, "curve": 13, "make_table": 6, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "li_table2": 1,
+    "li_report": 1, "all": 1,
 }  # fmt: skip
 TRAIN_RULES = {"train_base", "train_soft", "finetune", "scratch"}
 RUNS = Path("runs") / "smoke" / "cifar10"
@@ -146,12 +156,12 @@ def slurm_dry_run(tmp_path_factory) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- DAG shape
 def test_smoke_dag(smoke_stats):
     assert smoke_stats == SMOKE
-    assert sum(smoke_stats.values()) == 398
+    assert sum(smoke_stats.values()) == 443
 
 
 def test_paper_dag(paper_stats):
     assert paper_stats == PAPER
-    assert sum(paper_stats.values()) == 3827
+    assert sum(paper_stats.values()) == 4268
 
 
 def test_scale_changes_seeds_and_sweep_points_only(smoke_stats, paper_stats):
@@ -356,7 +366,7 @@ def test_profile_uses_slurm_executor():
 
 
 def test_profile_requests_cluster_resources(slurm_dry_run):
-    assert job_stats(slurm_dry_run.stdout)["total"] == 3827  # the profile selects the paper scale
+    assert job_stats(slurm_dry_run.stdout)["total"] == 4268  # the profile selects the paper scale
     jobs = parse_jobs(slurm_dry_run.stdout)
     counts = Counter(j["rule"] for j in jobs)
     assert {r: counts[r] for r in PER_SEED_RULES} == {r: PAPER[r] for r in PER_SEED_RULES}
@@ -379,7 +389,7 @@ def test_profile_keeps_paper_scale_under_command_line_config(tmp_path):
     copy = copy_workflow(tmp_path / "repo")
     proc = snakemake("--profile", "slurm", "-n", "--quiet", "rules", "--cores", "8", "--config", "data_root=/data/cifar", cwd=copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert job_stats(proc.stdout)["total"] == 3827
+    assert job_stats(proc.stdout)["total"] == 4268
 
 
 # --------------------------------------------------------------------------- packing
@@ -395,9 +405,10 @@ def test_packed_runs_share_one_gpu_per_group_job(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     groups = Counter(re.findall(r"Group job (\w+) ", proc.stdout))
-    # ceil((130 bases + 20 soft runs)/4), ceil(315/4), ceil((1120 - 80)/4): iterative pruning's
-    # 80 winning tickets stay out of the groups, as each feeds the next round's prune
-    assert groups == {"pack_base": 38, "pack_finetune": 79, "pack_scratch": 260}
+    # ceil((130 bases + 20 soft runs)/4), ceil((457 - 7)/4), ceil((1120 - 80)/4): iterative
+    # pruning's 80 winning tickets and Li's 7 layer-by-layer fine-tunes stay out of the groups,
+    # as each feeds the next round's (step's) prune
+    assert groups == {"pack_base": 38, "pack_finetune": 113, "pack_scratch": 260}
     for job in parse_jobs(proc.stdout):
         if job["rule"] in TRAIN_RULES:
             assert job["resources"].get("gres") == "gpu:1" and "gpu" not in job["resources"], job

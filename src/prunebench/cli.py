@@ -144,14 +144,22 @@ def _architecture(arch: str, method: str | None, setting: str | None, num_classe
 @click.option("--option", "options", multiple=True, callback=_options, help="Model option KEY=VALUE (repeatable).")
 @click.option("--dataset", default="cifar10", show_default=True, type=click.Choice(["cifar10", "cifar100"]), help="Sets the class count.")
 @click.option("--budget-epochs", default=160, show_default=True, type=click.IntRange(min=1), help="Epochs of the full network, for the Scratch-B count.")
-def describe(arch: str, variant: str | None, method: str | None, setting: str | None, options: dict, dataset: str, budget_epochs: int) -> None:
+@click.option("--per-layer", is_flag=True, help="Print Li et al.'s Table 2 instead: per layer input, maps, MACs, params, maps kept, MAC reduction.")
+def describe(arch: str, variant: str | None, method: str | None, setting: str | None, options: dict, dataset: str, budget_epochs: int, per_layer: bool) -> None:
     """Print JSON describing an architecture (cfg, MACs, params, full-network counts, Scratch-B
-    epochs) without training anything."""
+    epochs) without training anything; with --per-layer, a Markdown table per layer."""
     from .datasets import DATASETS
 
     models.check_arch(arch)
     method, setting = _method_setting(method, setting, variant)
     info = _architecture(arch, method, setting, DATASETS[dataset], options)
+    if per_layer:
+        from .report import li_table2
+
+        label = setting if method in (None, "l1") else f"{method} {setting}"
+        df = li_table2.layer_table(arch, label or "full", DATASETS[dataset], info["options"], info["cfg"])
+        click.echo(li_table2.to_markdown(li_table2.with_paper(df) if method == "l1" else df))
+        return
     info["macs_reduction_pct"] = round(100 * (1 - info["macs"] / info["macs_full"]), 2)
     info["params_reduction_pct"] = round(100 * (1 - info["params"] / info["params_full"]), 2)
     info["scratch_b_epochs"] = scratch_b_epochs(budget_epochs, info["macs_full"], info["macs"])
@@ -249,7 +257,9 @@ def init(base_path: str, metrics_path: str, out: str) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pruned checkpoint to write.")
 @click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False), help="prune.json to write.")
 @click.option("--physical-out", type=click.Path(dir_okay=False), help="sfp: also write the physically pruned network (zeroed inner channels removed).")
-def prune(model_path: str, method: str | None, setting: str | None, variant: str | None, criterion: str | None, ratio: float | None, seed: int, out: str, report_path: str, physical_out: str | None) -> None:
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), help="Prepared dataset, for criteria that rank filters by their feature maps (Li's mean_std, ...).")
+@click.option("--train-subset", type=click.IntRange(min=1), help="Use this many training images for those statistics.")
+def prune(model_path: str, method: str | None, setting: str | None, variant: str | None, criterion: str | None, ratio: float | None, seed: int, out: str, report_path: str, physical_out: str | None, data_path: str | None, train_subset: int | None) -> None:
     """Prune a trained full model by --method at --setting (Li's variants rank filters by their
     criterion; slimming thresholds BatchNorm scales globally) and save the smaller network."""
     from .runs import prune_run
@@ -267,7 +277,7 @@ def prune(model_path: str, method: str | None, setting: str | None, variant: str
             method = criterion
     if method is None:
         raise UserError("give --method with --setting (or --variant, or --ratio): what to prune, and how much")
-    prune_run(model_path, method, setting, seed, out, report_path, physical_out)
+    prune_run(model_path, method, setting, seed, out, report_path, physical_out, data_path, train_subset)
 
 
 # --------------------------------------------------------------------------- derive
@@ -348,9 +358,10 @@ def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc
     click.echo(markdown)
 
 
+from .li_commands import curve, li_report, li_table2  # noqa: E402 (Li et al.'s analyses)
 from .report.commands import channels, figure, kernels, table  # noqa: E402 (commands of the report layer)
 
-for _command in (table, figure, channels, kernels):
+for _command in (table, figure, channels, kernels, curve, li_table2, li_report):
     cli.add_command(_command)
 
 

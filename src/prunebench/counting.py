@@ -74,3 +74,42 @@ def count_macs_by_mask(model: nn.Module, image_size: int = 32) -> int:
     per-run checks, equal to ``count_macs`` unless a kept weight is exactly zero."""
     dense, positions = _measure(model, image_size)
     return dense - sum(int((~m).sum()) * positions[k] for k, m in masks.masks_of(model).items())
+
+
+@torch.no_grad()
+def per_layer(model: nn.Module, image_size: int = 32) -> list[dict]:
+    """Every conv and linear layer in forward order (Li et al. Table 2's rows): its input map size,
+    output maps (or features), MACs and parameters (weight and bias) for one image. Dense counts:
+    masks are not taken into account."""
+    rows: list[dict] = []
+
+    def record(name: str):
+        def hook(module, inputs, out):
+            spatial = out.shape[-1] * out.shape[-2] if isinstance(module, nn.Conv2d) else 1
+            rows.append(
+                {
+                    "module": name,
+                    "kind": "conv" if isinstance(module, nn.Conv2d) else "fc",
+                    "input": "x".join(map(str, inputs[0].shape[-2:])) if isinstance(module, nn.Conv2d) else "",
+                    "maps": module.out_channels if isinstance(module, nn.Conv2d) else module.out_features,
+                    "macs": module.weight.numel() * spatial,
+                    "params": sum(p.numel() for p in module.parameters(recurse=False)),
+                }
+            )
+
+        return hook
+
+    handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    counts = {"conv": 0, "fc": 0}
+    for r in rows:
+        counts[r["kind"]] += 1
+        r["layer"] = f"{r['kind']}{counts[r['kind']]}"
+    return rows

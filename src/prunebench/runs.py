@@ -234,9 +234,11 @@ def train_run(
     return metrics
 
 
-def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: str, report_path: str, physical_out: str | None = None) -> dict:
-    """Prune a trained full model by ``method`` at ``setting``; write the smaller network
-    (with the kept indices per group) and prune.json (counts before/after, per-layer widths)."""
+def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: str, report_path: str, physical_out: str | None = None, data_path: str | None = None, train_subset: int | None = None) -> dict:
+    """Prune a trained full model (a chained method: the last step's) by ``method`` at
+    ``setting``; write the smaller network (with the kept indices per group) and prune.json
+    (counts before/after, per-layer widths). A criterion that ranks on feature maps reads the
+    training images of ``data_path``."""
     from .pruning import prune as cut
 
     method = methods.get(method_name)
@@ -246,10 +248,17 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
     arch, num_classes, options = meta["arch"], meta["num_classes"], meta["options"]
     method.check_arch(arch)
     method.check_setting(arch, setting)
-    if list(meta["cfg"]) != models.default_cfg(arch):
+    if list(meta["cfg"]) != models.default_cfg(arch) and not method.chained:
         raise UserError(f"{model_path} is already pruned (cfg {meta['cfg']}); prune the full {arch} model")
     model.eval()
-    pruned = method.prune(model, arch, setting, seed)
+    evidence = {}
+    if method.data_for(setting):
+        if data_path is None:
+            raise UserError(f"{method_name} {setting} ranks filters by their feature maps over the training set; pass --data")
+        from .curves import activation_stats
+
+        evidence["activations"] = activation_stats(model, meta, Data(data_path, train_subset, None), torch.device("cpu"))
+    pruned = method.prune(model, arch, setting, seed, **evidence)
     if method.masked:
         small, kept, layers = masks.apply(masks.clone(model), pruned.masks), None, mask_layers(model, pruned)
     else:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import methods, models
+from . import analyses, methods, models
 from .datasets import DATASETS
-from .errors import UserError
+from .errors import UserError, config_check, config_known
+from .utils import thin
 
 PROTOCOL_KEY = "protocol"  # in a base tag, not a model option
 DEFAULT_PROTOCOL = "default"  # in a study's protocol list: the main `protocol`, no tag of its own
-REPORT_ARMS = {"lottery": {"winning", "scratch-e"}, "archsearch": {"scratch-e", "scratch-b"}}  # arms each report shows
+REPORT_ARMS = {"lottery": {"winning", "scratch-e"}, "archsearch": {"scratch-e", "scratch-b"}, "li": {"finetune"}}  # arms each report shows
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,13 @@ def protocol(config: dict, name: str | None) -> dict:
 
 def study_methods(study: dict) -> dict[str, dict]:
     """{method: models} of a study: its ``method`` with its ``models``, or its ``methods`` map (a
-    study comparing arms over masks of several methods, such as the lottery study)."""
+    study comparing arms over masks of several methods, such as the lottery study), or the
+    retrained points of Li's ``analyses`` (every one, as no scale thins them)."""
+    if "analyses" in study:
+        out: dict[str, dict] = {}
+        for dataset, arch, method, setting in analyses.retrained(study["analyses"]):
+            out.setdefault(method, {}).setdefault(dataset, {}).setdefault(arch, []).append(setting)
+        return out
     return dict(study["methods"]) if "methods" in study else {study["method"]: study["models"]}
 
 
@@ -94,6 +101,8 @@ def study_protocols(study: dict) -> list[str | None]:
 
 def study_arms(study: dict) -> tuple[str, ...]:
     """The study's arms, by default its (first) method's."""
+    if "analyses" in study:
+        return tuple(study.get("arms") or analyses.ARMS)
     return tuple(study.get("arms") or methods.get(next(iter(study_methods(study)))).arms)
 
 
@@ -107,6 +116,11 @@ def rows(config: dict, name: str) -> list[Row]:
     keep = scale.get("max_settings")
     out = []
     for proto in study_protocols(study)[: scale.get("max_protocols")]:
+        if "analyses" in study:  # Li's sweeps thin their layers and ratios, not a settings list
+            for dataset, arch, method, setting in analyses.retrained(study["analyses"], keep):
+                tag = base_tag(method, arch, study.get("options", {}).get(arch, {}), config["sparsity"], proto)
+                out.append(Row(dataset, arch, setting, tag, method))
+            continue
         for method, models_ in study_methods(study).items():
             chained = methods.get(method).chained
             for dataset, archs in models_.items():
@@ -118,26 +132,22 @@ def rows(config: dict, name: str) -> list[Row]:
     return out
 
 
-def thin(settings: list, keep: int | None) -> list:
-    """At most ``keep`` settings, evenly spread from the first to the last (None: all)."""
-    if keep is None or len(settings) <= keep:
-        return settings
-    if keep == 1:
-        return settings[:1]
-    step = (len(settings) - 1) / (keep - 1)
-    return [settings[round(i * step)] for i in range(keep)]
-
-
 def check(config: dict) -> None:
     """Every name and value of every study against the registries; one line naming the key."""
     for name, study in config["studies"].items():
         where = f"studies.{name}"
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise UserError(f"config: study name {name!r} must be lower-case letters, digits and _ (it names a Snakemake target)")
-        if ("method" in study) == ("methods" in study) or ("method" in study) != ("models" in study):
+        if (study.get("report") == "li") != ("analyses" in study):
+            raise UserError(f"config: {where}: Li's analyses go with report: li, and report: li needs an analyses block")
+        if "analyses" in study:
+            if {"method", "methods", "models"} & set(study):
+                raise UserError(f"config: {where}: a study of Li's analyses lists its models under analyses; drop method, methods and models")
+            analyses.check(f"{where}.analyses", study["analyses"])
+        elif ("method" in study) == ("methods" in study) or ("method" in study) != ("models" in study):
             raise UserError(f"config: {where}: give either method and models, or methods (a map of method to models)")
         for method in study_methods(study):
-            _known(f"{where}.method", method, methods.names())
+            config_known(f"{where}.method", method, methods.names())
         arms = study_arms(study)
         report = study.get("report", "table")
         if report == "table" and len(study_methods(study)) > 1:
@@ -147,20 +157,26 @@ def check(config: dict) -> None:
         for method, models_ in study_methods(study).items():
             m = methods.get(method)
             for arm in arms:
-                _known(f"{where}.arms" + (f" (method {method})" if "methods" in study else ""), arm, m.arms)
-            _check_models(config, f"{where}.methods.{method}" if "methods" in study else f"{where}.models", m, models_)
+                config_known(f"{where}.arms" + (f" (method {method})" if "methods" in study else ""), arm, m.arms)
+            if "analyses" not in study:  # analyses.check has checked every point
+                _check_models(config, f"{where}.methods.{method}" if "methods" in study else f"{where}.models", m, models_)
+        own_epochs = study.get("finetune_epochs", config["protocol"]["arms"]["finetune"]["epochs"])
+        for method in study_methods(study):
+            m = methods.get(method)
+            if m.chained and m.prune_from == "finetune" and own_epochs != config["protocol"]["arms"]["finetune"]["epochs"]:
+                raise UserError(f"config: {where}: {method} prunes each step's fine-tuned run, which trains protocol.arms.finetune.epochs; set the retraining length there instead of finetune_epochs")
         protocols = tuple(config.get("protocols", {}))
         for proto in study_protocols(study):
             if proto is not None:
-                _known(f"{where}.protocol", proto, protocols + (DEFAULT_PROTOCOL,))
+                config_known(f"{where}.protocol", proto, protocols + (DEFAULT_PROTOCOL,))
             schedules = protocol(config, proto)["arms"]
             for arm in ("base",) + arms:
                 if arm not in schedules:
                     named = f"protocols.{proto}.arms" if proto else "protocol.arms"
                     raise UserError(f"config: {where}: arm {arm!r} has no schedule; add {named}.{arm} (epochs, lr, milestones)")
         for arch, options in study.get("options", {}).items():
-            _known(f"{where}.options", arch, models.ARCHS)
-            _wrap(f"{where}.options.{arch}", lambda: models.check_options(arch, options))
+            config_known(f"{where}.options", arch, models.ARCHS)
+            config_check(f"{where}.options.{arch}", lambda: models.check_options(arch, options))
             for key, value in options.items():
                 if isinstance(value, str) and not re.fullmatch(r"[A-Za-z0-9_.]+", value):
                     raise UserError(f"config: {where}.options.{arch}.{key} = {value!r}: option values are letters, digits, _ and . (they name paths)")
@@ -168,11 +184,11 @@ def check(config: dict) -> None:
 
 def _check_models(config: dict, where: str, m, models_: dict) -> None:
     for dataset, archs in models_.items():
-        _known(where, dataset, tuple(DATASETS))
+        config_known(where, dataset, tuple(DATASETS))
         for arch, settings in archs.items():
-            _known(f"{where}.{dataset}", arch, m.archs or models.ARCHS)
+            config_known(f"{where}.{dataset}", arch, m.archs or models.ARCHS)
             for i, setting in enumerate(settings):
-                _wrap(f"{where}.{dataset}.{arch}[{i}] = {setting!r}", lambda: m.check_setting(arch, setting_text(setting)))
+                config_check(f"{where}.{dataset}.{arch}[{i}] = {setting!r}", lambda: m.check_setting(arch, setting_text(setting)))
             if m.chained:
                 have = {setting_text(s) for s in settings}
                 for s in settings:
@@ -183,14 +199,11 @@ def _check_models(config: dict, where: str, m, models_: dict) -> None:
                 raise UserError(f"config: {m.name} trains {arch} with a sparsity penalty; add sparsity.{family(arch)} (e.g. 1.0e-5)")
 
 
-def _known(where: str, value, allowed) -> str:
-    if value not in allowed:
-        raise UserError(f"config: {where}: unknown {value!r}; choose one of {', '.join(map(str, allowed))}")
-    return value
-
-
-def _wrap(where: str, check) -> None:
-    try:
-        check()
-    except UserError as e:
-        raise UserError(f"config: {where}: {e}") from None
+def curves(config: dict, name: str) -> list[tuple[analyses.Curve, str]]:
+    """The curve jobs of a study of Li's analyses, each with the base tag of the model it prunes."""
+    study = config["studies"][name]
+    if "analyses" not in study:
+        return []
+    keep = config["scales"][config["scale"]].get("max_settings")
+    options = study.get("options", {})
+    return [(c, base_tag("l1", c.arch, options.get(c.arch, {}), config["sparsity"])) for c in analyses.curves(study["analyses"], keep)]

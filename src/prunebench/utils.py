@@ -1,4 +1,4 @@
-"""Small shared helpers: device choice, seeding, durations."""
+"""Small shared helpers: device choice, seeding, durations, thinning a sweep."""
 
 from __future__ import annotations
 
@@ -30,3 +30,13 @@ def seed_everything(seed: int) -> None:
 def hms(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def thin(settings: list, keep: int | None) -> list:
+    """At most ``keep`` settings, evenly spread from the first to the last (None: all)."""
+    if keep is None or len(settings) <= keep:
+        return settings
+    if keep == 1:
+        return settings[:1]
+    step = (len(settings) - 1) / (keep - 1)
+    return [settings[round(i * step)] for i in range(keep)]

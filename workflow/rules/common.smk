@@ -6,7 +6,7 @@ import sys
 from prunebench import methods
 from prunebench.config import check
 from prunebench.errors import UserError
-from prunebench.studies import base_tag, parse_tag, protocol, rows, study_arms
+from prunebench.studies import base_tag, curves, parse_tag, protocol, rows, study_arms
 
 try:
     check(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -119,11 +119,16 @@ def pack_group(name):
     return f"pack_{name}" if PACK > 1 else None
 
 
-def scratch_group(wc):
-    """Packed like every scratch run, except the runs a chained method prunes next (iterative
-    pruning's winning tickets): a group may not feed itself through a job outside it."""
-    m = methods.get(wc.method)
-    return None if m.chained and wc.arm == m.prune_from else pack_group("scratch")
+def chain_safe_group(kind):
+    """Packed like every run of its kind, except the runs a chained method prunes next
+    (iterative pruning's winning tickets, Li's layer-by-layer fine-tunes): a group may not
+    feed itself through a job outside it."""
+
+    def group(wc):
+        m = methods.get(wc.method)
+        return None if m.chained and wc.arm == m.prune_from else pack_group(kind)
+
+    return group
 
 
 def study_runs(study):
@@ -141,7 +146,9 @@ def study_runs(study):
 
 def study_evals(wildcards):
     return expand(
-        "{run}/seed{seed}/eval.json", run=study_runs(wildcards.study), seed=SEEDS
+        "{run}/seed{seed}/eval.json",
+        run=study_runs(wildcards.study),
+        seed=study_seeds(wildcards.study),
     )
 
 
@@ -149,12 +156,21 @@ def study_prunes(wildcards):
     return expand(
         f"{RUNS}/{{r.dataset}}/{{r.arch}}/{{r.tag}}/{{r.method}}-{{r.setting}}/pruned/seed{{seed}}/prune.json",
         r=rows(config, wildcards.study),
-        seed=SEEDS,
+        seed=study_seeds(wildcards.study),
     )
 
 
+LI_TABLES = ("table2.csv", "table2.md", "curves.csv", "iterative.csv", "iterative.md")
+LI_FIGURES = ("norms", "sensitivity", "criteria", "consecutive")
+
+
 def study_outputs(study):
-    """A study's table and figures; an archsearch study adds its kernel patterns."""
+    """A study's table and figures; an archsearch study adds its kernel patterns; a study of
+    Li's analyses has its own tables and figures."""
+    if STUDIES[study].get("report") == "li":
+        return [f"{RESULTS}/tables/{study}-{t}" for t in LI_TABLES] + [
+            f"{RESULTS}/figures/{study}-{f}.png" for f in LI_FIGURES
+        ]
     kernels = STUDIES[study].get("report") == "archsearch"
     return [
         f"{RESULTS}/tables/{study}.csv",
@@ -163,7 +179,10 @@ def study_outputs(study):
         f"{RESULTS}/tables/{study}-channels.csv",
         f"{RESULTS}/figures/{study}-channels.png",
     ] + (
-        [f"{RESULTS}/tables/{study}-kernels.csv", f"{RESULTS}/figures/{study}-kernels.png"]
+        [
+            f"{RESULTS}/tables/{study}-kernels.csv",
+            f"{RESULTS}/figures/{study}-kernels.png",
+        ]
         if kernels
         else []
     )
@@ -199,7 +218,8 @@ DERIVED_METHODS = "|".join(m for m in methods.names() if methods.get(m).derived)
 
 def derive_inputs(wc):
     """The prune.json reports an architecture source reads: its source row's, for the same seed
-    or for every seed (stage averages). A transferred source's model runs with default options."""
+    or for every seed (stage averages). A transferred source's model runs with default options.
+    """
     src = methods.get(wc.method).derived_from(wc.dataset, wc.arch, wc.setting)
     _, options, proto = parse_tag(wc.tag)
     tag = base_tag(
@@ -213,6 +233,50 @@ def derive_inputs(wc):
         f"{RUNS}/{src.dataset}/{src.arch}/{tag}/{src.method}-{src.setting}/pruned/seed{s}/prune.json"
         for s in (SEEDS if src.all_seeds else [wc.seed])
     ]
+
+
+# Methods whose settings may rank filters on the data (prune_on_data), and those settings.
+DATA_METHODS = (
+    "|".join(m for m in methods.names() if methods.get(m).data_settings) or "^$"
+)
+DATA_SETTINGS = (
+    "|".join(
+        f"(?:{methods.get(m).data_settings})"
+        for m in methods.names()
+        if methods.get(m).data_settings
+    )
+    or "^$"
+)
+
+
+def study_seeds(study):
+    """The scale's seeds, or the first max_seeds of them (Li's analyses: one run each)."""
+    return SEEDS[: STUDIES[study].get("max_seeds")]
+
+
+# Curve jobs of Li's analyses by their path's parameters: which layers and ratios each evaluates.
+CURVE = f"{RUNS}/{{dataset}}/{{arch}}/{{tag}}/curves/{{mode}}-{{name}}/seed{{seed}}/curve.json"
+CURVES = {
+    (c.dataset, c.arch, tag, c.mode, c.name): c
+    for study in STUDIES
+    for c, tag in curves(config, study)
+}
+
+
+def study_curves(study):
+    return [
+        CURVE.format(
+            dataset=c.dataset, arch=c.arch, tag=tag, mode=c.mode, name=c.name, seed=s
+        )
+        for c, tag in curves(config, study)
+        for s in study_seeds(study)
+    ]
+
+
+def curve_args(wc):
+    c = CURVES[(wc.dataset, wc.arch, wc.tag, wc.mode, wc.name)]
+    layers = f" --layers {','.join(map(str, c.layers))}" if c.layers else ""
+    return f"--ratios {','.join(f'{r:g}' for r in c.ratios)}{layers}"
 
 
 def subset_args():

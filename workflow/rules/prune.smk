@@ -25,6 +25,41 @@ rule prune:
         " --out {output.model:q} --report {output.report:q} 2> {log:q}"
 
 
+# A criterion that ranks filters by their feature maps (Li's activation criteria) reads the
+# training images too: the same prune, given the dataset.
+rule prune_on_data:
+    input:
+        model=prune_input,
+        data=data_file("{dataset}"),
+    output:
+        model=PRUNED_FILE,
+        report=f"{PRUNED}/prune.json",
+    log:
+        f"{PRUNED}/prune.log",
+    wildcard_constraints:
+        method=DATA_METHODS,
+        setting=DATA_SETTINGS,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        runtime=S["runtime_min"]["evaluate"],
+        mem_mb=S["mem_mb"]["evaluate"],
+    params:
+        subset=(
+            f"--train-subset {S['train_subset']}"
+            if S["train_subset"] is not None
+            else ""
+        ),
+    shell:
+        "prunebench prune --model {input.model:q} --method {wildcards.method}"
+        " --setting {wildcards.setting} --seed {wildcards.seed} --data {input.data:q}"
+        " {params.subset} --out {output.model:q} --report {output.report:q} 2> {log:q}"
+
+
+ruleorder: prune_on_data > prune
+
+
 # An architecture source (pruning as architecture search: uniform at matched parameters, guided,
 # transferred, random sparsity) derives its pruned file from other rows' prune reports.
 rule derive:

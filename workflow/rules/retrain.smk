@@ -18,7 +18,7 @@ rule finetune:
     wildcard_constraints:
         arm=r"finetune(-\d+ep)?",
     group:
-        pack_group("finetune")
+        chain_safe_group("finetune")
     conda:
         ENV
     threads: S["threads"]
@@ -43,7 +43,7 @@ rule scratch:
     wildcard_constraints:
         arm="scratch-e|scratch-b|scratch-b-beforemask|winning",
     group:
-        scratch_group
+        chain_safe_group("scratch")
     conda:
         ENV
     threads: S["threads"]

@@ -13,11 +13,13 @@ architecture and returns masks instead of kept channels; its pruned file is the 
 model, and its scratch arms put the same masks on a fresh init. A method may also prune a
 model of its own arm rather than the base (``prune_from``): SFP's soft-pruned run. A *chained*
 method (iterative pruning) prunes the ``prune_from`` run of its ``previous`` setting, the base
-for its first one: round k of iterative pruning prunes round k-1's retrained winning ticket.
+for its first one: round k of iterative pruning prunes round k-1's retrained winning ticket,
+and step k of Li's layer-by-layer pruning prunes step k-1's fine-tuned network.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -66,6 +68,10 @@ class Method:
     # prune.json reports it reads, and derive(reports, arch, num_classes, setting, seed, options).
     derived_from: Callable | None = None
     derive: Callable | None = None
+    # A regular expression of the settings whose prune ranks on the data (Li's activation
+    # criteria): prune then takes ``activations=`` (feature-map statistics over the training
+    # set) as a keyword, and the DAG gives those settings' prune jobs the dataset.
+    data_settings: str | None = None
 
     def __post_init__(self) -> None:
         if self.base not in BASES:
@@ -84,6 +90,9 @@ class Method:
     @property
     def chained(self) -> bool:
         return self.previous is not None
+
+    def data_for(self, setting: str) -> bool:
+        return self.data_settings is not None and re.fullmatch(self.data_settings, str(setting)) is not None
 
     def source(self, setting: str) -> tuple[str, str] | None:
         """(setting, arm) of the run this setting prunes; None: the base."""
@@ -120,8 +129,8 @@ def names() -> tuple[str, ...]:
 def _load() -> None:
     """Import the method modules once; each registers itself."""
     # in the order their names are listed: as before the lottery study, then the
-    # lottery's masks and the architecture sources
-    from . import predefined, magnitude, sfp, slimming, lottery, derived  # noqa: F401, I001
+    # lottery's masks and the architecture sources, then Li et al.'s analyses
+    from . import predefined, magnitude, sfp, slimming, lottery, derived, li  # noqa: F401, I001
 
 
 __all__ = ["ARMS", "BASES", "DEFAULT_ARMS", "Method", "Pruned", "get", "names", "register"]

@@ -14,7 +14,7 @@ from torch import nn
 
 from .. import models
 from ..errors import UserError
-from ..pruning import CRITERIA, VARIANTS, kept_count, layer_ratios, select_filters, variant_cfg, variant_spec
+from ..pruning import ACTIVATION_CRITERIA, CRITERIA, VARIANTS, kept_count, layer_ratios, select_filters, variant_cfg, variant_spec
 from . import Method, Pruned, register
 
 
@@ -48,7 +48,8 @@ def _variant(criterion: str) -> Method:
 
 
 for _criterion in CRITERIA:
-    register(_variant(_criterion))
+    if _criterion not in ACTIVATION_CRITERIA:  # those rank on data the prune step does not read
+        register(_variant(_criterion))
 
 
 def _uniform_ratios(arch: str, setting: str, groups) -> dict[str, float]:

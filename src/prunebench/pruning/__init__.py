@@ -7,26 +7,50 @@ from torch import nn
 
 from .. import models
 from ..errors import UserError
-from .criteria import CRITERIA, keep_top
+from .criteria import ACTIVATION_CRITERIA, CRITERIA, Evidence, keep_top
 from .surgery import masked_copy, prune, pruned_cfg
 from .variants import VARIANTS, kept_count, layer_ratios, variant_spec
 
 
+STRATEGIES = ("independent", "greedy")  # Li et al. section 3.3, Fig. 3
+
+
 def select_filters(
-    model: nn.Module, ratios: dict[str, float], criterion: str = "l1", seed: int = 0
+    model: nn.Module,
+    ratios: dict[str, float],
+    criterion: str = "l1",
+    seed: int = 0,
+    strategy: str = "independent",
+    activations: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Kept filter indices per channel group, ranked on the unpruned weights (Li's 'independent')."""
+    """Kept filter indices per channel group.
+
+    ``independent`` (Li's default, the reference scripts') ranks every layer on its unpruned
+    weights; ``greedy`` ranks a layer without the input kernels of maps already removed from the
+    layer before it (groups are visited in network order). Activation criteria need
+    ``activations`` (:func:`prunebench.pruning.activations.feature_map_stats`).
+    """
     if criterion not in CRITERIA:
         raise UserError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
+    if strategy not in STRATEGIES:
+        raise UserError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if criterion in ACTIVATION_CRITERIA and activations is None:
+        raise UserError(f"criterion {criterion} ranks filters by their feature maps over the training set; pass the data")
     score = CRITERIA[criterion]
     generator = torch.Generator().manual_seed(seed)
     weights = dict(model.named_parameters())
-    keep = {}
+    keep: dict[str, torch.Tensor] = {}
+    kept_inputs: dict[str, torch.Tensor] = {}  # a conv weight -> the input channels left (greedy)
     for g in model.channel_groups():
         ratio = ratios.get(g.name, 0.0)
         n_keep = kept_count(g, ratio)
         if n_keep < g.width:
-            keep[g.name] = keep_top(score(weights[g.weight_key].detach().cpu(), generator), n_keep)
+            weight = weights[g.weight_key].detach().cpu()
+            if strategy == "greedy" and g.weight_key in kept_inputs:
+                weight = weight.index_select(1, kept_inputs[g.weight_key])
+            evidence = Evidence(weight, generator, activations.get(g.name) if activations else None)
+            keep[g.name] = keep_top(score(evidence), n_keep)
+            kept_inputs.update({key: keep[g.name] for key, dim in g.consumers if dim == 1})
     return keep
 
 
@@ -46,7 +70,9 @@ def variant_cfg(arch: str, variant: str | None, cfg: list | None = None) -> list
 
 
 __all__ = [
+    "ACTIVATION_CRITERIA",
     "CRITERIA",
+    "STRATEGIES",
     "VARIANTS",
     "layer_ratios",
     "masked_copy",
