@@ -8,8 +8,9 @@ import pytest
 from prunebench.errors import UserError
 from prunebench.report.channels import CHANNEL_COLUMNS, channels_table, plot_channels
 from prunebench.report.figure import plot_study
+from prunebench.report import stats
 from prunebench.report.table import (
-    TABLE_COLUMNS, build_table, display_name, load_paper_numbers, read_table, to_markdown, write_table,
+    ARMS, TABLE_COLUMNS, build_table, display_name, load_paper_numbers, read_table, to_markdown, write_table,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -92,7 +93,7 @@ def test_display_names():
 # --------------------------------------------------------------------------- L1 study
 def test_rows_ordered_and_stats(evals):
     df = build_table(evals, "l1")
-    assert list(df.columns) == TABLE_COLUMNS
+    assert list(df.columns) == TABLE_COLUMNS + stats.column_names(ARMS)  # the statistics follow the table's own columns
     assert list(df["model"]) == ["ResNet-56-A", "ResNet-56-B", "VGG-16-A"]  # arch in order of first appearance
     assert set(df["study"]) == {"l1"} and list(df["setting"]) == ["A", "B", "A"]
     r = row(df, "ResNet-56-A")
@@ -258,7 +259,7 @@ def test_standin_is_visible_in_markdown(slim_evals, tmp_path):
 
 def test_empty_table_still_renders():
     df = build_table([], "slimming")
-    assert list(df.columns) == TABLE_COLUMNS and df.empty
+    assert list(df.columns) == TABLE_COLUMNS + stats.column_names(ARMS) and df.empty
     assert "no pruned runs" in to_markdown(df, "Empty")
 
 

@@ -22,7 +22,8 @@ from .data import NORMALISATIONS
 from .errors import UserError
 from .io import write_json, write_together
 from .pruning import VARIANTS
-from .runs import ARMS, provenance
+from .provenance import provenance
+from .runs import ARMS
 from .train import COMPILE_MODES, PRECISIONS
 
 log = logging.getLogger("prunebench")
@@ -359,9 +360,9 @@ def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc
 
 
 from .li_commands import curve, li_report, li_table2  # noqa: E402 (Li et al.'s analyses)
-from .report.commands import channels, figure, kernels, table  # noqa: E402 (commands of the report layer)
+from .report.commands import channels, figure, kernels, table, trace  # noqa: E402 (commands of the report layer)
 
-for _command in (table, figure, channels, kernels, curve, li_table2, li_report):
+for _command in (table, figure, channels, kernels, trace, curve, li_table2, li_report):
     cli.add_command(_command)
 
 

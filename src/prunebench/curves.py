@@ -21,6 +21,7 @@ from .checkpoints import load_model
 from .data import Data, eval_batches, mean_std
 from .errors import UserError
 from .io import sha256, write_json
+from .provenance import provenance
 from .pruning import ACTIVATION_CRITERIA, CRITERIA, STRATEGIES, prune, select_filters
 from .pruning.activations import feature_map_stats
 from .train import evaluate
@@ -106,6 +107,7 @@ def curve_run(model_path: str, data_path: str, mode: str, name: str, layers: tup
         "standin": data.standin,
         "model": model_path,
         "model_sha256": sha256(model_path),
+        "provenance": provenance(),
     }
     write_json(out, result)
     log.info("%s curve of %s by %s: %d points in %s -> %s", mode, arch, name, len(points), hms(time.time() - start), out)

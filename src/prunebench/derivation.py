@@ -14,7 +14,7 @@ from .counting import count_macs, count_params
 from .datasets import DATASETS
 from .errors import UserError
 from .io import read_json, sha256, write_json, write_together
-from .runs import provenance
+from .provenance import provenance
 from .utils import seed_everything
 
 log = logging.getLogger("prunebench")

@@ -10,10 +10,6 @@ parsing plus one call.
 from __future__ import annotations
 
 import logging
-import os
-import platform
-import socket
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,13 +17,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import __version__, masks, methods, models
+from . import masks, methods, models
 from .checkpoints import load_model, save_model, weights_sha256
 from .checks import kernel_patterns, mask_checks, mask_layers, physical_checks
 from .counting import count_macs, count_params, scratch_b_epochs
 from .data import Data, mean_std
 from .errors import UserError
 from .io import read_json, sha256, write_json, write_together
+from .provenance import config_sha256, device_name, provenance
 from .train import Hparams, Schedule, evaluate, fit
 
 log = logging.getLogger("prunebench")
@@ -204,6 +201,7 @@ def train_run(
     if spec.arm == "soft":  # the final zero pattern is the pruned architecture
         macs = checks["macs_nonzero"]
         params -= checks["conv_weights"] - checks["nonzero_after"]
+    resolved = {"run": run, "epochs": epochs, "hparams": hp.as_dict(), "options": options, "inputs": inputs, "train_subset": train_subset, "test_subset": test_subset}
     metrics = {
         "run": run,
         **{k: result[k] for k in ("final_accuracy", "best_accuracy", "best_epoch")},
@@ -221,6 +219,7 @@ def train_run(
         "train_seconds": result["train_seconds"],
         "wall_seconds": time.time() - started,
         "history": result["history"],
+        "run_config_sha256": config_sha256(resolved),  # everything that decides the run's result
         "provenance": provenance(),
     }
     if checks is not None:
@@ -364,24 +363,7 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
         "model": model_path,
         "model_sha256": sha256(model_path),
         "metrics": metrics_path,
+        "provenance": provenance(),
     }
     write_json(out, result)
     return result
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def provenance() -> dict:
-    return {
-        "prunebench": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "host": socket.gethostname(),
-        "command": " ".join(["prunebench", *sys.argv[1:]]),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-    }

@@ -7,6 +7,7 @@ draws the average kept 3x3 kernel of masked runs per stage."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import click
 
@@ -118,3 +119,17 @@ def kernels(reports: tuple[str, ...], csv_path: str, out: str, title: str) -> No
     csv = table.to_csv(index=False)
     write_together((csv_path, lambda: write_text(csv_path, csv)), (out, lambda: plot_kernels(table, out, title)))
     log.info("kernels -> %s, %s", csv_path, out)
+
+
+@click.command("trace")
+@click.argument("table_path", type=click.Path(dir_okay=False))
+@click.option("--row", required=True, help="Row number (1-based, as in the Markdown table) or the model label, e.g. VGG-16-A.")
+@click.option("--column", required=True, help="Column of the CSV, e.g. finetune_mean, scratch-b_std, macs.")
+def trace(table_path: str, row: str, column: str) -> None:
+    """Print the chain from one cell of a study table to its runs, their files and hashes."""
+    from .trace import trace as walk
+
+    if not Path(table_path).is_file():
+        raise UserError(f"table {table_path} does not exist; run the study first (snakemake STUDY)")
+    for line in walk(table_path, row, column):
+        click.echo(line)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..io import write_text, write_together
+from . import stats
 
 ARMS = ("unpruned", "soft", "finetune", "scratch-e", "scratch-b")
 ARM_LABELS = {"unpruned": "unpruned", "soft": "soft-pruned", "finetune": "fine-tuned", "scratch-e": "Scratch-E", "scratch-b": "Scratch-B"}
@@ -238,7 +239,7 @@ def build_table(evals: list[dict], study: str, metric: str = "best", paper: pd.D
         row["standin"] = bool(mine["standin"].any())
         row["runs"] = ";".join(sorted(mine["model_file"]))  # every number traces back to these
         rows.append(row)
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    return stats.with_statistics(pd.DataFrame(rows, columns=TABLE_COLUMNS), runs, ARMS)
 
 
 # --------------------------------------------------------------------------- read back
@@ -327,6 +328,7 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if not len(df):
         lines.append("| (no pruned runs) |" + " |" * (len(head) - 1))
+    lines += [""] + stats.markdown_lines(df)
     ratios = any(ratio(s) is not None for s in df["setting"])
     lines += [
         "",

@@ -1,0 +1,124 @@
+"""Statistics behind a study table's cells, so a reader sees whether a difference is real.
+
+Per arm: a 95 % confidence interval of the mean (Student's t over the seeds) and the distance of
+our mean from the paper's in units of the paper's std. Per scratch arm: the paired comparison
+with fine-tuning over the seeds both ran (scipy's paired t-test; a seed's scratch and fine-tuned
+runs share the pruned architecture) and a verdict in words on whether the paper's conclusion for
+that row holds here: the paper's sign of (scratch - fine-tuned), or, where it printed no numbers,
+Rethinking's claim that Scratch-B is on par with or better than fine-tuning.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+LEVEL = 0.95  # confidence level of the intervals
+ALPHA = 0.05  # significance level of the paired test
+ARM_NAMES = {"finetune": "fine-tuned", "scratch-e": "Scratch-E", "scratch-b": "Scratch-B", "soft": "soft-pruned"}
+
+
+def interval(values) -> tuple[float, float]:
+    """The 95 % confidence interval of the mean of ``values`` (NaN with fewer than 2)."""
+    v = np.asarray(list(values), dtype=float)
+    if len(v) < 2:
+        return math.nan, math.nan
+    if np.all(v == v[0]):
+        return float(v[0]), float(v[0])
+    low, high = stats.t.interval(LEVEL, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+    return float(low), float(high)
+
+
+def paper_z(mean: float, paper: float, paper_std: float) -> float:
+    """(ours - paper) in units of the paper's std; NaN where the paper gives no std."""
+    if any(x is None or math.isnan(x) for x in (mean, paper, paper_std)) or paper_std <= 0:
+        return math.nan
+    return (mean - paper) / paper_std
+
+
+def paired(finetune: dict, other: dict) -> dict:
+    """``other`` minus fine-tuned over the seeds both ran: pairs, mean difference, t and p."""
+    seeds = sorted(set(finetune) & set(other))
+    diff = np.array([other[s] - finetune[s] for s in seeds], dtype=float)
+    out = {"pairs": len(seeds), "diff": float(diff.mean()) if len(diff) else math.nan, "t": math.nan, "p": math.nan}
+    if len(diff) >= 2:
+        if np.all(diff == diff[0]):  # no spread: the test is undefined; the sign is certain only if nonzero
+            out["p"] = 1.0 if diff[0] == 0 else 0.0
+        else:
+            test = stats.ttest_rel([other[s] for s in seeds], [finetune[s] for s in seeds])
+            out["t"], out["p"] = float(test.statistic), float(test.pvalue)
+    return out
+
+
+def verdict(arm: str, comparison: dict, paper_diff: float | None) -> str:
+    """Whether this row reproduces the paper's conclusion about ``arm`` against fine-tuning."""
+    name = ARM_NAMES.get(arm, arm)
+    n, d, p = comparison["pairs"], comparison["diff"], comparison["p"]
+    if n == 0:
+        return f"no {name} and fine-tuned runs of the same seed"
+    if paper_diff is None or math.isnan(paper_diff):
+        if arm != "scratch-b":
+            return f"no paper value to compare; ours {name} - fine-tuned = {d:+.2f}"
+        paper_diff, claim = 0.0, "Rethinking: Scratch-B on par or better"
+    else:
+        claim = f"paper {name} - fine-tuned = {paper_diff:+.2f}"
+    if n < 2 or math.isnan(p):
+        return f"untested ({n} seed{'s' if n != 1 else ''}; a test needs 2): ours {d:+.2f}, {claim}"
+    significant = p < ALPHA
+    ours = f"ours {d:+.2f} (p={p:.3g}, {n} seeds)"
+    if paper_diff >= 0:  # the paper: scratch on par with or better than fine-tuning
+        if d >= 0 or not significant:
+            return f"reproduced: {name} {'better' if d > 0 and significant else 'on par'}; {ours}; {claim}"
+        return f"not reproduced: fine-tuned better; {ours}; {claim}"
+    if d < 0 and significant:
+        return f"reproduced: fine-tuned better; {ours}; {claim}"
+    return f"not reproduced: {name} {'better' if significant else 'on par'}; {ours}; {claim}"
+
+
+SCRATCH_ARMS = ("scratch-e", "scratch-b")
+
+
+def column_names(arms) -> list[str]:
+    """The statistics columns a study table adds after its own."""
+    cols = [f"{a}_{s}" for a in arms for s in ("ci95_low", "ci95_high", "paper_z")]
+    return cols + [f"{a}_vs_ft_{s}" for a in SCRATCH_ARMS for s in ("pairs", "diff", "t", "p", "verdict")]
+
+
+def with_statistics(df, runs, arms) -> "pd.DataFrame":  # noqa: F821 (pandas, from the caller)
+    """``df`` (one row per pruned model) with :func:`column_names`, from the per-run accuracies
+    ``runs`` (dataset, arch, setting, arm, seed, acc; the unpruned arm without a setting)."""
+    out = df.copy()
+    extra: dict[str, list] = {c: [] for c in column_names(arms)}
+    for _, row in df.iterrows():
+        mine = runs[(runs["dataset"] == row["dataset"]) & (runs["arch"] == row["arch"])]
+        mine = mine[(mine["setting"] == row["setting"]) | (mine["arm"] == "unpruned")]
+        by_arm = {a: dict(zip(mine.loc[mine["arm"] == a, "seed"], mine.loc[mine["arm"] == a, "acc"])) for a in arms}
+        for a in arms:
+            low, high = interval(by_arm[a].values())
+            extra[f"{a}_ci95_low"].append(low)
+            extra[f"{a}_ci95_high"].append(high)
+            extra[f"{a}_paper_z"].append(paper_z(row[f"{a}_mean"], row[f"paper_{a}"], row[f"paper_{a}_std"]))
+        reference = "finetune" if by_arm.get("finetune") else "soft"  # SFP compares with its soft-pruned model
+        for a in SCRATCH_ARMS:
+            comp = paired(by_arm.get(reference, {}), by_arm.get(a, {}))
+            paper_diff = row[f"paper_{a}"] - row[f"paper_{reference}"]
+            for key in ("pairs", "diff", "t", "p"):
+                extra[f"{a}_vs_ft_{key}"].append(comp[key])
+            extra[f"{a}_vs_ft_verdict"].append(verdict(a, comp, paper_diff) if by_arm.get(a) else "")
+    for c, values in extra.items():
+        out[c] = values
+    return out
+
+
+def markdown_lines(df) -> list[str]:
+    """Per row, the 95 % intervals and the verdicts, as a list under the table."""
+    if not len(df) or f"{SCRATCH_ARMS[0]}_vs_ft_verdict" not in df:
+        return []
+    lines = ["**Is the difference real?** Per row, each scratch arm against fine-tuning over the same seeds (paired t-test, 5 % level):", ""]
+    for _, r in df.iterrows():
+        verdicts = [f"{ARM_NAMES[a]}: {r[f'{a}_vs_ft_verdict']}" for a in SCRATCH_ARMS if isinstance(r[f"{a}_vs_ft_verdict"], str) and r[f"{a}_vs_ft_verdict"]]
+        if verdicts:
+            lines.append(f"- {r['model']} ({r['dataset']}): " + "; ".join(verdicts))
+    return lines + ["", "CSV columns `<arm>_ci95_low/high` hold the 95 % confidence interval of each mean (Student's t), `<arm>_paper_z` the distance from the paper in units of its std.", ""]
