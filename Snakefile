@@ -30,6 +30,7 @@ localrules:
     prepare_data,
     make_table,
     plot_table,
+    plot_statistics,
     plot_channels,
     plot_kernels,
     save_init,

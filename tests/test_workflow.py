@@ -23,11 +23,11 @@ TABLE_RULES = {"make_table": 1, "plot_table": 1, "plot_channels": 1}
 PER_SEED_RULES = {"train_base", "train_soft", "save_init", "prune", "derive", "finetune", "scratch", "evaluate"}
 # Smoke-scale jobs per rule of each study's own target (one seed).
 SMOKE_STUDY = {
-    "l1": {"prepare_data": 1, "train_base": 3, "prune": 5, "finetune": 5, "scratch": 10, "evaluate": 18, **TABLE_RULES, "l1": 1},
-    "slimming": {"prepare_data": 2, "train_base": 6, "prune": 10, "finetune": 10, "scratch": 20, "evaluate": 36, **TABLE_RULES, "slimming": 1},
+    "l1": {"prepare_data": 1, "train_base": 3, "prune": 5, "finetune": 5, "scratch": 10, "evaluate": 18, **TABLE_RULES, "plot_statistics": 1, "l1": 1},
+    "slimming": {"prepare_data": 2, "train_base": 6, "prune": 10, "finetune": 10, "scratch": 20, "evaluate": 36, **TABLE_RULES, "plot_statistics": 1, "slimming": 1},
     # 8 (dataset, model) pairs, smoke runs each sweep's first and last ratio (max_settings: 2)
-    "unstructured": {"prepare_data": 2, "train_base": 8, "prune": 16, "finetune": 16, "scratch": 32, "evaluate": 56, **TABLE_RULES, "unstructured": 1},
-    "sfp": {"prepare_data": 1, "train_base": 4, "train_soft": 4, "prune": 4, "scratch": 8, "evaluate": 16, **TABLE_RULES, "sfp": 1},
+    "unstructured": {"prepare_data": 2, "train_base": 8, "prune": 16, "finetune": 16, "scratch": 32, "evaluate": 56, **TABLE_RULES, "plot_statistics": 1, "unstructured": 1},
+    "sfp": {"prepare_data": 1, "train_base": 4, "train_soft": 4, "prune": 4, "scratch": 8, "evaluate": 16, **TABLE_RULES, "plot_statistics": 1, "sfp": 1},
     # 9 masks (the first 2 rounds of the iterative chain), each a winning and a random ticket, at
     # the first LR only (max_protocols: 1)
     "lottery": {"prepare_data": 1, "train_base": 3, "save_init": 3, "prune": 9, "scratch": 18, "evaluate": 21, **TABLE_RULES, "lottery": 1},
@@ -58,12 +58,12 @@ PAPER_STUDY["li"].update(train_base=3, prune=143, finetune=143, evaluate=144)
 # The li study shares its bases and its one-shot VGG-16-A with the l1 study.
 SMOKE = {
     "prepare_data": 2, "train_base": 23, "train_soft": 4, "save_init": 3, "prune": 58, "derive": 9, "finetune": 41, "scratch": 100,
-    "evaluate": 168, "curve": 13, "make_table": 6, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "li_table2": 1,
+    "evaluate": 168, "curve": 13, "make_table": 6, "plot_statistics": 4, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "li_table2": 1,
     "li_report": 1, "all": 1,
 }  # fmt: skip
 PAPER = {
     "prepare_data": 2, "train_base": 130, "train_soft": 20, "save_init": 30, "prune": 677, "derive": 70, "finetune": 457, "scratch": 1120,
-    "evaluate": 1727, "curve": 13, "make_table": 6, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "li_table2": 1,
+    "evaluate": 1727, "curve": 13, "make_table": 6, "plot_statistics": 4, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "li_table2": 1,
     "li_report": 1, "all": 1,
 }  # fmt: skip
 TRAIN_RULES = {"train_base", "train_soft", "finetune", "scratch"}
@@ -156,12 +156,12 @@ def slurm_dry_run(tmp_path_factory) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- DAG shape
 def test_smoke_dag(smoke_stats):
     assert smoke_stats == SMOKE
-    assert sum(smoke_stats.values()) == 443
+    assert sum(smoke_stats.values()) == 447
 
 
 def test_paper_dag(paper_stats):
     assert paper_stats == PAPER
-    assert sum(paper_stats.values()) == 4268
+    assert sum(paper_stats.values()) == 4272
 
 
 def test_scale_changes_seeds_and_sweep_points_only(smoke_stats, paper_stats):
@@ -366,7 +366,7 @@ def test_profile_uses_slurm_executor():
 
 
 def test_profile_requests_cluster_resources(slurm_dry_run):
-    assert job_stats(slurm_dry_run.stdout)["total"] == 4268  # the profile selects the paper scale
+    assert job_stats(slurm_dry_run.stdout)["total"] == 4272  # the profile selects the paper scale
     jobs = parse_jobs(slurm_dry_run.stdout)
     counts = Counter(j["rule"] for j in jobs)
     assert {r: counts[r] for r in PER_SEED_RULES} == {r: PAPER[r] for r in PER_SEED_RULES}
@@ -389,7 +389,7 @@ def test_profile_keeps_paper_scale_under_command_line_config(tmp_path):
     copy = copy_workflow(tmp_path / "repo")
     proc = snakemake("--profile", "slurm", "-n", "--quiet", "rules", "--cores", "8", "--config", "data_root=/data/cifar", cwd=copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert job_stats(proc.stdout)["total"] == 4268
+    assert job_stats(proc.stdout)["total"] == 4272
 
 
 # --------------------------------------------------------------------------- packing

@@ -360,9 +360,9 @@ def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc
 
 
 from .li_commands import curve, li_report, li_table2  # noqa: E402 (Li et al.'s analyses)
-from .report.commands import channels, figure, kernels, table, trace  # noqa: E402 (commands of the report layer)
+from .report.commands import channels, figure, kernels, stats_figure, table, trace  # noqa: E402 (the report layer)
 
-for _command in (table, figure, channels, kernels, trace, curve, li_table2, li_report):
+for _command in (table, figure, stats_figure, channels, kernels, trace, curve, li_table2, li_report):
     cli.add_command(_command)
 
 

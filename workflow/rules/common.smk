@@ -171,21 +171,27 @@ def study_outputs(study):
         return [f"{RESULTS}/tables/{study}-{t}" for t in LI_TABLES] + [
             f"{RESULTS}/figures/{study}-{f}.png" for f in LI_FIGURES
         ]
-    kernels = STUDIES[study].get("report") == "archsearch"
+    kind = STUDIES[study].get("report", "table")
+    extra = {
+        # pruning as architecture search: the kept 3x3 kernel patterns
+        "archsearch": [
+            f"{RESULTS}/tables/{study}-kernels.csv",
+            f"{RESULTS}/figures/{study}-kernels.png",
+        ],
+        # arms compared with fine-tuning: their intervals and differences at a glance
+        "table": [
+            f"{RESULTS}/figures/{study}-ci.png",
+            f"{RESULTS}/figures/{study}-diff.png",
+        ],
+    }
     return [
         f"{RESULTS}/tables/{study}.csv",
         f"{RESULTS}/tables/{study}.md",
+        f"{RESULTS}/tables/{study}.tex",
         f"{RESULTS}/figures/{study}.png",
         f"{RESULTS}/tables/{study}-channels.csv",
         f"{RESULTS}/figures/{study}-channels.png",
-    ] + (
-        [
-            f"{RESULTS}/tables/{study}-kernels.csv",
-            f"{RESULTS}/figures/{study}-kernels.png",
-        ]
-        if kernels
-        else []
-    )
+    ] + extra.get(kind, [])
 
 
 def scratch_inputs(wc):

@@ -36,6 +36,7 @@ rule make_table:
     output:
         csv=f"{RESULTS}/tables/{{study}}.csv",
         md=f"{RESULTS}/tables/{{study}}.md",
+        tex=f"{RESULTS}/tables/{{study}}.tex",
     log:
         f"{RESULTS}/logs/table-{{study}}.log",
     conda:
@@ -48,7 +49,7 @@ rule make_table:
     shell:
         "prunebench table {input:q} --study {params.paper} --metric {params.metric}"
         " --kind {params.kind} --title {params.title:q} --csv {output.csv:q}"
-        " --md {output.md:q} 2> {log:q}"
+        " --md {output.md:q} --tex {output.tex:q} 2> {log:q}"
 
 
 rule plot_table:
@@ -66,6 +67,24 @@ rule plot_table:
     shell:
         "prunebench figure --table {input:q} --kind {params.kind} --title {params.title:q}"
         " --out {output:q} 2> {log:q}"
+
+
+# A table's statistics at a glance (kind table): intervals per arm, differences from fine-tuning.
+rule plot_statistics:
+    input:
+        f"{RESULTS}/tables/{{study}}.csv",
+    output:
+        ci=f"{RESULTS}/figures/{{study}}-ci.png",
+        diff=f"{RESULTS}/figures/{{study}}-diff.png",
+    log:
+        f"{RESULTS}/logs/statistics-{{study}}.log",
+    conda:
+        ENV
+    params:
+        title=lambda wc: f"{STUDIES[wc.study].get('title', wc.study)} ({SCALE} scale)",
+    shell:
+        "prunebench stats-figure --table {input:q} --ci {output.ci:q} --diff {output.diff:q}"
+        " --title {params.title:q} 2> {log:q}"
 
 
 rule plot_channels:

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from ..io import read_json, write_together
+from ..io import read_json, write_text, write_together
 
 log = logging.getLogger("prunebench")
 KINDS = ("table", "lottery", "archsearch")
@@ -26,7 +26,8 @@ KINDS = ("table", "lottery", "archsearch")
 @click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="CSV table to write.")
 @click.option("--md", "md_path", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
 @click.option("--title", default=None, help="Title of the Markdown table [default: the study's name].")
-def table(evals: tuple[str, ...], study: str, metric: str, kind: str, csv_path: str, md_path: str, title: str | None) -> None:
+@click.option("--tex", "tex_path", type=click.Path(dir_okay=False), help="Also write the table as LaTeX (booktabs).")
+def table(evals: tuple[str, ...], study: str, metric: str, kind: str, csv_path: str, md_path: str, title: str | None, tex_path: str | None) -> None:
     """Collect eval.json files (EVALS) into one study's table with the paper's numbers beside ours."""
     loaded = [_read_eval(p) for p in evals]
     if kind == "lottery":
@@ -44,6 +45,10 @@ def table(evals: tuple[str, ...], study: str, metric: str, kind: str, csv_path: 
 
         df = build_table(loaded, study=study, metric=metric)
         write_table(df, csv_path, md_path, title=title or f"Study {study}")
+    if tex_path:
+        from .latex import to_latex
+
+        write_text(tex_path, to_latex(Path(md_path).read_text(), title or f"Study {study}"))
     log.info("table with %d rows -> %s, %s", len(df), csv_path, md_path)
 
 
@@ -133,3 +138,21 @@ def trace(table_path: str, row: str, column: str) -> None:
         raise UserError(f"table {table_path} does not exist; run the study first (snakemake STUDY)")
     for line in walk(table_path, row, column):
         click.echo(line)
+
+
+@click.command("stats-figure")
+@click.option("--table", "table_path", required=True, type=click.Path(dir_okay=False), help="CSV written by 'prunebench table' (kind table).")
+@click.option("--ci", "ci_out", required=True, type=click.Path(dir_okay=False), help="Point-range PNG: mean and 95 % interval per arm, the paper as a cross.")
+@click.option("--diff", "diff_out", required=True, type=click.Path(dir_okay=False), help="Difference PNG: each scratch arm minus fine-tuned, paired over seeds.")
+@click.option("--title", default="", help="Figure title prefix.")
+def stats_figure(table_path: str, ci_out: str, diff_out: str, title: str) -> None:
+    """The statistics of a study table at a glance: intervals per arm, and differences from fine-tuning."""
+    from .stats_figure import plot_differences, plot_pointrange
+    from .table import read_table
+
+    df = read_table(table_path)
+    if "scratch-b_vs_ft_diff" not in df:
+        raise UserError(f"{table_path} has no statistics columns (written before they existed); rerun 'prunebench table' for it")
+    plot_pointrange(df, ci_out, f"{title}: mean and 95 % interval per arm" if title else "mean and 95 % interval per arm")
+    plot_differences(df, diff_out, f"{title}: scratch minus fine-tuned" if title else "scratch minus fine-tuned")
+    log.info("statistics figures -> %s, %s", ci_out, diff_out)
