@@ -43,6 +43,21 @@ def _panels(df: pd.DataFrame, height_per_row: float):
     return fig, list(zip(datasets, axes[0]))
 
 
+def _point(ax, x: float, low: float, high: float, y: float, colour: str, label: str | None) -> None:
+    """A value with its interval (none where it is undefined: one seed)."""
+    err = [[x - low], [high - x]] if not math.isnan(low) else None
+    ax.errorbar(x, y, xerr=err, fmt="o", ms=4, color=colour, capsize=2, label=label)
+
+
+def _finish(ax, part: pd.DataFrame, dataset: str, xlabel: str) -> None:
+    ax.set_yticks(range(len(part)), list(part["model"]))
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(dataset_name(dataset), fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+
+
 def plot_pointrange(df: pd.DataFrame, out: str | PathLike, title: str) -> None:
     """Mean and 95 % interval per arm and model; the paper's value as a cross."""
     arms = present_arms(df)
@@ -55,8 +70,7 @@ def plot_pointrange(df: pd.DataFrame, out: str | PathLike, title: str) -> None:
                 y = i + (j - (len(arms) - 1) / 2) * 0.8 / max(len(arms), 1)
                 mean, low, high = _num(r[f"{arm}_mean"]), _num(r.get(f"{arm}_ci95_low")), _num(r.get(f"{arm}_ci95_high"))
                 if not math.isnan(mean):
-                    err = [[mean - low], [high - mean]] if not math.isnan(low) else None
-                    ax.errorbar(mean, y, xerr=err, fmt="o", ms=4, color=COLOURS[arm], capsize=2, label=ARM_LABELS[arm] if i == 0 else None)
+                    _point(ax, mean, low, high, y, COLOURS[arm], ARM_LABELS[arm] if i == 0 else None)
                     values += [v for v in (mean, low, high) if not math.isnan(v)]
                 paper = _num(r.get(f"paper_{arm}"))
                 if not math.isnan(paper):
@@ -66,12 +80,7 @@ def plot_pointrange(df: pd.DataFrame, out: str | PathLike, title: str) -> None:
             lo, hi = min(values), max(values)
             pad = max(0.1, 0.08 * (hi - lo))
             ax.set_xlim(lo - pad, hi + pad)
-        ax.set_yticks(range(len(part)), list(part["model"]))
-        ax.invert_yaxis()
-        ax.set_xlabel("test accuracy (%), mean and 95 % interval over seeds")
-        ax.set_title(dataset_name(dataset), fontsize=10)
-        ax.grid(axis="x", alpha=0.3)
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        _finish(ax, part, dataset, "test accuracy (%), mean and 95 % interval over seeds")
     fig.suptitle(title, fontsize=11)
     _save(fig, out)
 
@@ -87,17 +96,11 @@ def plot_differences(df: pd.DataFrame, out: str | PathLike, title: str) -> None:
                 y = i + (j - 0.5) * 0.35
                 d, low, high = _num(r.get(f"{arm}_vs_ft_diff")), _num(r.get(f"{arm}_vs_ft_ci95_low")), _num(r.get(f"{arm}_vs_ft_ci95_high"))
                 if not math.isnan(d):
-                    err = [[d - low], [high - d]] if not math.isnan(low) else None
-                    ax.errorbar(d, y, xerr=err, fmt="o", ms=4, color=COLOURS[arm], capsize=2, label=f"{ARM_LABELS[arm]} - {ARM_LABELS[reference]}" if i == 0 else None)
+                    _point(ax, d, low, high, y, COLOURS[arm], f"{ARM_LABELS[arm]} - {ARM_LABELS[reference]}" if i == 0 else None)
                 paper = _num(r.get(f"paper_{arm}")) - _num(r.get(f"paper_{reference}"))
                 if not math.isnan(paper):
                     ax.plot(paper, y, "x", color=COLOURS[arm], ms=6, mew=1.5, label="paper" if i == 0 and j == 0 else None)
         ax.axvline(0, color="grey", lw=1)
-        ax.set_yticks(range(len(part)), list(part["model"]))
-        ax.invert_yaxis()
-        ax.set_xlabel("minus fine-tuned (points), 95 % interval over paired seeds\n> 0: training from scratch is better")
-        ax.set_title(dataset_name(dataset), fontsize=10)
-        ax.grid(axis="x", alpha=0.3)
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        _finish(ax, part, dataset, "minus fine-tuned (points), 95 % interval over paired seeds\n> 0: training from scratch is better")
     fig.suptitle(title, fontsize=11)
     _save(fig, out)
