@@ -18,40 +18,37 @@ from torch import nn
 
 from . import models
 from .checkpoints import load_model
-from .data import Data, eval_batches, mean_std
+from .data import Data, eval_batches, trained_mean_std
 from .errors import UserError
 from .io import sha256, write_json
 from .provenance import provenance
 from .pruning import ACTIVATION_CRITERIA, CRITERIA, STRATEGIES, prune, select_filters
+from .pruning.criteria import Evidence
 from .pruning.activations import feature_map_stats
 from .train import evaluate
 from .utils import hms
 
 log = logging.getLogger("prunebench")
 MODES = ("layer", "consecutive")
-
-
-def normalisation(meta: dict, dataset: str) -> tuple:
-    """The input mean/std the model trained with (its hparams), for evaluating it as it trained."""
-    hparams = meta.get("hparams") if isinstance(meta.get("hparams"), dict) else {}
-    return mean_std(hparams.get("normalisation", "rethinking"), dataset)
+# Li et al.'s sensitive layers (section 4.2, PROTOCOLS section 8): marked on the curves.
+SENSITIVE = {"resnet56": (20, 38, 54), "resnet110": (36, 38, 74)}
 
 
 def activation_stats(model: nn.Module, meta: dict, data: Data, device: torch.device, batch_size: int = 500) -> dict:
     """Feature-map statistics of every filter group over the training images (no augmentation)."""
     layers = [g.name for g in model.channel_groups() if not g.selection]
-    batches = eval_batches(data.train_x, data.train_y, batch_size, device, normalisation(meta, data.dataset))
+    batches = eval_batches(data.train_x, data.train_y, batch_size, device, trained_mean_std(meta.get("hparams"), data.dataset))
     log.info("feature-map statistics of %d layers over %d training images", len(layers), len(data.train_y))
     return feature_map_stats(model.to(device), batches, layers)
 
 
 def sorted_norms(model: nn.Module) -> dict[int, list[float]]:
     """Li's layer number -> its filters' L1 norms, largest first, divided by the largest (Fig. 2a)."""
-    weights = dict(model.named_parameters())
+    weights, generator = dict(model.named_parameters()), torch.Generator()
     out = {}
     for g in model.channel_groups():
         if not g.selection:
-            norms = weights[g.weight_key].detach().abs().flatten(1).sum(1).sort(descending=True).values
+            norms = CRITERIA["l1"](Evidence(weights[g.weight_key].detach().cpu(), generator)).sort(descending=True).values
             out[g.layer_id] = [round(float(v), 6) for v in norms / norms[0].clamp_min(1e-12)]
     return out
 
@@ -70,12 +67,13 @@ def curve_run(model_path: str, data_path: str, mode: str, name: str, layers: tup
     groups = {g.layer_id: g for g in model.channel_groups() if not g.selection}
     if not groups:
         raise UserError(f"{arch} has no filter groups; sensitivity curves need vgg16, resnet56, resnet110 or another filter-pruned model")
+    layers = tuple(layers) or tuple(groups)  # none given: every prunable layer
     unknown = [layer for layer in layers if layer not in groups]
     if unknown:
         raise UserError(f"{arch} has no prunable layer {unknown[0]}; its layers are {', '.join(map(str, groups))}")
     data = Data(data_path, train_subset, test_subset)
     model = model.to(device).eval()
-    stats = normalisation(meta, data.dataset)
+    stats = trained_mean_std(meta.get("hparams"), data.dataset)
 
     def accuracy(net: nn.Module) -> float:
         return evaluate(net.to(device), data.test_x, data.test_y, 1000, device, stats)["accuracy"]
@@ -113,6 +111,3 @@ def curve_run(model_path: str, data_path: str, mode: str, name: str, layers: tup
     log.info("%s curve of %s by %s: %d points in %s -> %s", mode, arch, name, len(points), hms(time.time() - start), out)
     return result
 
-
-# Li et al.'s sensitive layers (section 4.2, PROTOCOLS section 8): marked on the curves.
-SENSITIVE = {"resnet56": (20, 38, 54), "resnet110": (36, 38, 74)}

@@ -37,6 +37,11 @@ def mean_std(normalisation: str, dataset: str) -> tuple[tuple[float, ...], tuple
     if normalisation not in NORMALISATIONS:
         raise UserError(f"unknown normalisation {normalisation!r}; choose one of {', '.join(NORMALISATIONS)}")
     return NORMALISATIONS[normalisation].get(dataset, (MEAN, STD))
+
+
+def trained_mean_std(hparams: dict | None, dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) a run trained with (its recorded hparams), to evaluate it as it trained."""
+    return mean_std((hparams if isinstance(hparams, dict) else {}).get("normalisation", "rethinking"), dataset)
 PAD = 4
 
 

@@ -50,10 +50,6 @@ def curve(model_path, data_path, mode, name, ratios, layers, seed, train_subset,
         raise UserError(f"--ratios {','.join(map(str, ratios))}: each is a fraction in (0, 1), e.g. 0.1,0.5,0.9")
     if threads:
         torch.set_num_threads(threads)
-    if not layers and mode == "layer":
-        from .checkpoints import load_model
-
-        layers = tuple(g.layer_id for g in load_model(model_path)[0].channel_groups() if not g.selection)
     curve_run(model_path, data_path, mode, name, layers, ratios, seed, train_subset, test_subset, choose_device(device), out)
 
 
@@ -74,12 +70,8 @@ def _variants(ctx: click.Context, param: click.Parameter, values: tuple[str, ...
 @click.option("--title", default="Li et al. Table 2: per-layer costs of the pruned variants", show_default=True, help="Markdown title.")
 def li_table2(variants: dict, csv_path: str, md_path: str, title: str) -> None:
     """Li et al.'s Table 2 for every listed variant, with the paper's values beside VGG-16-A's."""
-    from .pruning import variant_spec
     from .report import li_table2 as t
 
-    for arch, vs in variants.items():
-        for v in vs:
-            variant_spec(arch, v)
     df = t.build(variants)
     t.write(df, csv_path, md_path, title)
     mismatched = df[df["matches"] == "no"]

@@ -21,7 +21,7 @@ from . import masks, methods, models
 from .checkpoints import load_model, save_model, weights_sha256
 from .checks import kernel_patterns, mask_checks, mask_layers, physical_checks
 from .counting import count_macs, count_params, scratch_b_epochs
-from .data import Data, mean_std
+from .data import Data, trained_mean_std
 from .errors import UserError
 from .io import read_json, sha256, write_json, write_together
 from .provenance import config_sha256, device_name, provenance
@@ -351,7 +351,7 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
         raise UserError(f"{metrics_path} lacks {', '.join(missing)}; it is incomplete or from another version, rerun the training")
     data = Data(data_path, None, test_subset)
     hparams = metrics.get("hparams") if isinstance(metrics.get("hparams"), dict) else {}
-    stats = mean_std(hparams.get("normalisation", "rethinking"), data.dataset)  # as the run trained
+    stats = trained_mean_std(hparams, data.dataset)
     test = evaluate(model.to(device), data.test_x, data.test_y, 1000, device, stats)
     result = {
         "run": meta["run"],

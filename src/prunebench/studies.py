@@ -160,10 +160,8 @@ def check(config: dict) -> None:
                 config_known(f"{where}.arms" + (f" (method {method})" if "methods" in study else ""), arm, m.arms)
             if "analyses" not in study:  # analyses.check has checked every point
                 _check_models(config, f"{where}.methods.{method}" if "methods" in study else f"{where}.models", m, models_)
-        own_epochs = study.get("finetune_epochs", config["protocol"]["arms"]["finetune"]["epochs"])
-        for method in study_methods(study):
-            m = methods.get(method)
-            if m.chained and m.prune_from == "finetune" and own_epochs != config["protocol"]["arms"]["finetune"]["epochs"]:
+            protocol_epochs = config["protocol"]["arms"]["finetune"]["epochs"]
+            if m.chained and m.prune_from == "finetune" and study.get("finetune_epochs", protocol_epochs) != protocol_epochs:
                 raise UserError(f"config: {where}: {method} prunes each step's fine-tuned run, which trains protocol.arms.finetune.epochs; set the retraining length there instead of finetune_epochs")
         protocols = tuple(config.get("protocols", {}))
         for proto in study_protocols(study):

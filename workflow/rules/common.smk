@@ -242,17 +242,10 @@ def derive_inputs(wc):
 
 
 # Methods whose settings may rank filters on the data (prune_on_data), and those settings.
-DATA_METHODS = (
-    "|".join(m for m in methods.names() if methods.get(m).data_settings) or "^$"
-)
-DATA_SETTINGS = (
-    "|".join(
-        f"(?:{methods.get(m).data_settings})"
-        for m in methods.names()
-        if methods.get(m).data_settings
-    )
-    or "^$"
-)
+_DATA = {m: methods.get(m).data_settings for m in methods.names()}
+_DATA = {m: pattern for m, pattern in _DATA.items() if pattern}
+DATA_METHODS = "|".join(_DATA) or "^$"
+DATA_SETTINGS = "|".join(f"(?:{pattern})" for pattern in _DATA.values()) or "^$"
 
 
 def study_seeds(study):

@@ -97,30 +97,21 @@ def column_names(arms) -> list[str]:
     return cols + [f"{a}_vs_ft_{s}" for a in SCRATCH_ARMS for s in ("pairs", "diff", "ci95_low", "ci95_high", "t", "p", "verdict")]
 
 
-def with_statistics(df: pd.DataFrame, runs: pd.DataFrame, arms) -> pd.DataFrame:
-    """``df`` (one row per pruned model) with :func:`column_names`, from the per-run accuracies
-    ``runs`` (dataset, arch, setting, arm, seed, acc; the unpruned arm without a setting)."""
-    out = df.copy()
-    extra: dict[str, list] = {c: [] for c in column_names(arms)}
-    for _, row in df.iterrows():
-        mine = runs[(runs["dataset"] == row["dataset"]) & (runs["arch"] == row["arch"])]
-        mine = mine[(mine["setting"] == row["setting"]) | (mine["arm"] == "unpruned")]
-        by_arm = {a: dict(zip(mine.loc[mine["arm"] == a, "seed"], mine.loc[mine["arm"] == a, "acc"])) for a in arms}
-        for a in arms:
-            low, high = interval(by_arm[a].values())
-            extra[f"{a}_ci95_low"].append(low)
-            extra[f"{a}_ci95_high"].append(high)
-            extra[f"{a}_paper_z"].append(paper_z(row[f"{a}_mean"], row[f"paper_{a}"], row[f"paper_{a}_std"]))
-        reference = reference_arm(by_arm)
-        for a in SCRATCH_ARMS:
-            comp = paired(by_arm.get(reference, {}), by_arm.get(a, {}))
-            paper_diff = row[f"paper_{a}"] - row[f"paper_{reference}"]
-            stds = [row[f"paper_{x}_std"] for x in (a, reference) if not pd.isna(row[f"paper_{x}_std"])]
-            for key in ("pairs", "diff", "ci95_low", "ci95_high", "t", "p"):
-                extra[f"{a}_vs_ft_{key}"].append(comp[key])
-            extra[f"{a}_vs_ft_verdict"].append(verdict(a, comp, paper_diff, max(stds, default=0.0)) if by_arm.get(a) else "")
-    for c, values in extra.items():
-        out[c] = values
+def cell_statistics(row: dict, mine: pd.DataFrame, arms) -> dict:
+    """The :func:`column_names` of one table row (its means and paper columns already in ``row``)
+    from that row's runs ``mine`` (arm, seed, acc)."""
+    by_arm = {a: dict(zip(mine.loc[mine["arm"] == a, "seed"], mine.loc[mine["arm"] == a, "acc"])) for a in arms}
+    out = {}
+    for a in arms:
+        out[f"{a}_ci95_low"], out[f"{a}_ci95_high"] = interval(by_arm[a].values())
+        out[f"{a}_paper_z"] = paper_z(row[f"{a}_mean"], row[f"paper_{a}"], row[f"paper_{a}_std"])
+    reference = reference_arm(by_arm)
+    for a in SCRATCH_ARMS:
+        comp = paired(by_arm.get(reference, {}), by_arm.get(a, {}))
+        out |= {f"{a}_vs_ft_{key}": value for key, value in comp.items()}
+        paper_diff = row[f"paper_{a}"] - row[f"paper_{reference}"]
+        stds = [row[f"paper_{x}_std"] for x in (a, reference) if not pd.isna(row[f"paper_{x}_std"])]
+        out[f"{a}_vs_ft_verdict"] = verdict(a, comp, paper_diff, max(stds, default=0.0)) if by_arm.get(a) else ""
     return out
 
 

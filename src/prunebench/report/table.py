@@ -236,10 +236,11 @@ def build_table(evals: list[dict], study: str, metric: str = "best", paper: pd.D
             "params_reduction_pct": _reduction(size["params"], size["params_full"]),
         }
         row |= _paper_cells(paper, study, dataset, arch, setting)
+        row |= stats.cell_statistics(row, mine, ARMS)
         row["standin"] = bool(mine["standin"].any())
         row["runs"] = ";".join(sorted(mine["model_file"]))  # every number traces back to these
         rows.append(row)
-    return stats.with_statistics(pd.DataFrame(rows, columns=TABLE_COLUMNS), runs, ARMS)
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS + stats.column_names(ARMS))  # the statistics after the table's own columns
 
 
 # --------------------------------------------------------------------------- read back
