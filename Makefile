@@ -20,15 +20,18 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
+# After the run, Snakemake's HTML report of every study (results/report.html) from the same DAG.
 ifeq ($(strip $(STANDIN)),)
 run: setup
 	snakemake --cores $(CORES) --config data_root=$(DATA_ROOT) $(SNAKEMAKE_ARGS)
+	snakemake --report results/report.html --config data_root=$(DATA_ROOT) $(SNAKEMAKE_ARGS)
 else
 run: setup
 	mkdir -p $(STANDIN_ROOT)
 	for f in $(abspath $(DATA_ROOT))/*; do [ -e "$$f" ] && ln -sfn "$$f" $(STANDIN_ROOT)/; done; true
 	for d in $(STANDIN); do prunebench standin --dataset $$d --out-dir $(STANDIN_ROOT); done
 	snakemake --cores $(CORES) --config data_root=$(STANDIN_ROOT) $(SNAKEMAKE_ARGS)
+	snakemake --report results/report.html --config data_root=$(STANDIN_ROOT) $(SNAKEMAKE_ARGS)
 endif
 
 test: setup

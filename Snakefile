@@ -8,6 +8,9 @@ min_version("9.19")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -15,6 +18,7 @@ include: "workflow/rules/prune.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/li.smk"
+include: "workflow/rules/cost.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/studies.smk"
 
@@ -37,3 +41,6 @@ localrules:
     derive,
     li_table2,
     li_report,
+    sanity,
+    html_page,
+    ledger,

@@ -4,6 +4,7 @@ pruned files trained from scratch, the kernel patterns, and the archsearch table
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -199,3 +200,69 @@ def test_archsearch_config_is_checked_before_any_job():
         with pytest.raises(UserError) as e:
             check(bad)
         assert "\n" not in str(e.value) and all(n in str(e.value) for n in needles), str(e.value)
+
+
+# --------------------------------------------------------------------------- statistics
+T_123, P_123 = 2 * 3**0.5, 0.07417990022744858  # paired differences 1, 2, 3: t = 2 sqrt 3, two-sided p with 2 df
+HALF_123 = 4.302652729911275 / 3**0.5  # half the 95 % interval of a mean over 3 with sd 1
+
+
+def _run(method, setting, arm, seed, best, dataset="cifar10", arch="vgg16", failed=None):
+    e = ev(method, setting, arm, seed, best, 3_000_000)
+    e["run"].update(dataset=dataset, arch=arch)
+    e["model"] = f"runs/{dataset}/{arch}/{'base' if arm == 'base' else f'{method}-{setting}/{arm}'}/seed{seed}/model.pt"
+    return e | ({"checks_failed": failed} if failed is not None else {})
+
+
+def _pair(method, setting, uniform, diffs, seeds=(1, 2, 3), **kw):
+    """A learned row at 92 + seed + diff and its uniform match at 92 + seed, Scratch-E."""
+    return [x for s, d in zip(seeds, diffs) for x in (_run(method, setting, "scratch-e", s, 92.0 + s + d, **kw), _run(*uniform, "scratch-e", s, 92.0 + s, **kw))]
+
+
+def _row(t, method, setting):
+    return t[(t["method"] == method) & (t["setting"] == setting)].iloc[0]
+
+
+def test_each_learned_row_is_tested_against_its_uniform_match():
+    from prunebench.report.archsearch import build_archsearch_table, to_markdown
+
+    evals = [_run(None, None, "base", s, 93.0 + s) for s in (1, 2, 3)]
+    evals += _pair("slimming", "0.6", ("matched", "slimming_0.6"), (1.0, 2.0, 3.0)) + [_run("matched", "slimming_0.6", "scratch-e", 4, 80.0)]  # seed 4 has no partner
+    evals += _pair("guided", "slimming_0.6", ("matched", "guided_slimming_0.6"), (1.0, 1.1, 0.9))
+    evals += _pair("magnitude", "0.5", ("randomsparse", "magnitude_0.5"), (-1.0, -1.1, -0.9))
+    evals += [x for x in _pair("guidedsparse", "magnitude_0.5", ("randomsparse", "magnitude_0.5"), (0.5,)) if x["run"]["method"] == "guidedsparse"]
+    evals += _pair("transferred", "cifar10_vgg16_slimming_0.6", ("matched", "transferred_cifar10_vgg16_slimming_0.6"), (1.0, 2.0), dataset="cifar100", arch="vgg19")
+    evals += [_run("slimming", "0.2", "scratch-e", 1, 93.0)]  # no uniform match
+    t = build_archsearch_table(evals)
+    slim = _row(t, "slimming", "0.6")
+    assert slim["uniform_match"] == "matched slimming_0.6" and slim["vs_uniform_pairs"] == 3 and slim["vs_uniform_diff"] == 2.0
+    assert slim["vs_uniform_t"] == pytest.approx(T_123) and slim["vs_uniform_p"] == pytest.approx(P_123)
+    assert (slim["vs_uniform_ci95_low"], slim["vs_uniform_ci95_high"]) == pytest.approx((2 - HALF_123, 2 + HALF_123))
+    assert (slim["unpruned_ci95_low"], slim["unpruned_ci95_high"]) == pytest.approx((95 - HALF_123, 95 + HALF_123)) and slim["scratch-e_ci95_low"] == pytest.approx(96 - 2 * HALF_123)  # 94, 96, 98: sd 2
+    assert slim["vs_uniform_verdict"] == "inconclusive: on par; ours +2.00 (p=0.0742, 3 seeds); Rethinking §7: network slimming better than uniform at matched params"
+    assert _row(t, "guided", "slimming_0.6")["vs_uniform_verdict"].startswith("reproduced: guided (stage averages) better; ours +1.00 (p=0.00")
+    assert _row(t, "magnitude", "0.5")["vs_uniform_verdict"].startswith("not reproduced: uniform better; ours -1.00")
+    guidedsparse = _row(t, "guidedsparse", "magnitude_0.5")
+    assert guidedsparse["uniform_match"] == "randomsparse magnitude_0.5" and guidedsparse["vs_uniform_verdict"].startswith("untested (1 seed; a test needs 2): ours +0.50")
+    assert _row(t, "transferred", "cifar10_vgg16_slimming_0.6")["vs_uniform_verdict"].startswith("inconclusive: on par; ours +1.50")
+    for method, setting in (("matched", "slimming_0.6"), ("randomsparse", "magnitude_0.5"), ("slimming", "0.2")):
+        r = _row(t, method, setting)
+        assert r["uniform_match"] == "" and r["vs_uniform_verdict"] == "" and pd.isna(r["vs_uniform_p"])
+    runs = slim["runs"].split(";")
+    assert len(runs) == 6 and "runs/cifar10/vgg16/base/seed1/model.pt" in runs and "runs/cifar10/vgg16/slimming-0.6/scratch-e/seed3/model.pt" in runs
+    md = to_markdown(t, "Archsearch")
+    assert "- network slimming 0.6 vs matched slimming_0.6: inconclusive: on par; ours +2.00 (p=0.0742, 3 seeds)" in md
+    assert md.index("**Better than uniform?**") < md.index("## CIFAR-100") < md.rindex("**Better than uniform?**")
+
+
+def test_archsearch_runs_that_failed_a_check_enter_no_mean_or_test():
+    from prunebench.report.archsearch import build_archsearch_table, to_markdown
+
+    evals = [_run(None, None, "base", 1, 93.0, failed=[]), _run(None, None, "base", 2, 94.0, failed=["loss_decreased"])]
+    evals += _pair("slimming", "0.6", ("matched", "slimming_0.6"), (1.0, 2.0, 3.0, 50.0), seeds=(1, 2, 3, 4))
+    evals[-2]["checks_failed"] = ["no_empty_layer", "macs_agree"]  # slimming seed 4
+    slim = _row(build_archsearch_table(evals), "slimming", "0.6")
+    assert slim["unpruned_n"] == 1 and slim["scratch-e_n"] == 3 and slim["vs_uniform_pairs"] == 3 and slim["vs_uniform_p"] == pytest.approx(P_123)
+    assert slim["failed_runs"] == 2 and slim["failed_checks"] == "scratch-e seed 4: no_empty_layer,macs_agree; unpruned seed 2: loss_decreased"
+    assert "slimming-0.6/scratch-e/seed4" not in slim["runs"]
+    assert "2 runs left out for a failed check (scratch-e seed 4: no_empty_layer,macs_agree; unpruned seed 2: loss_decreased)" in to_markdown(build_archsearch_table(evals), "x")

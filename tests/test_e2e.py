@@ -19,11 +19,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from conftest import write_image_tree
+from prunebench.checks import CHECKS
 from prunebench.counting import scratch_b_epochs
+from prunebench.report.browser import check_report, find_browser
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -155,6 +158,56 @@ def test_prune_reports(study):
     for variant, pct in (("A", 10.4), ("B", 27.56)):
         report = json.loads((study["runs"] / "resnet56" / "plain" / f"l1-{variant}" / "pruned" / "seed1" / "prune.json").read_text())
         assert report["macs_reduction_pct"] == pytest.approx(pct, abs=0.01)
+
+
+def test_every_eval_records_its_sanity_checks(study):
+    evals = sorted(study["runs"].rglob("eval.json"))
+    for path in evals:
+        ev = json.loads(path.read_text())
+        assert set(ev["checks"]) == set(CHECKS), (path, ev["checks"])
+        # a loss on 80 images over a few epochs may well rise: that check is left to the data
+        assert set(ev["checks_failed"]) <= {"loss_decreased"}, (path, ev["checks"])
+        assert ev["checks"]["macs_agree"] is True and ev["checks"]["no_empty_layer"] is True, path
+        assert (ev["checks"]["loss_decreased"] is None) == (ev["epochs"] == 1), path  # one epoch: nothing to compare
+    summary = (study["results"] / "tables" / "l1-checks.md").read_text()
+    assert summary.count("| `") == len(CHECKS) and "runs; **" in summary
+
+
+def test_html_report_builds_and_shows_every_figure(study, tmp_path):
+    """`snakemake --report` at this scale, then every figure opened in headless Chromium."""
+    report = study["results"] / "report.html"
+    proc = snakemake("--report", report, *study["args"], cwd=study["work"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = report.read_text()
+    figures = [f"{s}{f}.png" for s in ("l1", "slimming") for f in ("", "-ci", "-diff", "-channels", "-ledger", "-latency")]
+    for name in figures + [f"{s}{p}.html" for s in ("l1", "slimming") for p in ("", "-checks", "-ledger", "-latency")]:
+        assert name in text, name
+    assert "config.yaml" in text  # the configuration travels with the report
+    if find_browser() is None:
+        if os.environ.get("PRUNEBENCH_REQUIRE_BROWSER") == "1":
+            pytest.fail("PRUNEBENCH_REQUIRE_BROWSER=1 but no Chromium is installed (apt-get install chromium)")
+        pytest.skip("no headless Chromium here (apt-get install chromium); .ci/run installs it and requires this check")
+    shown = check_report(report, tmp_path / "shots")
+    assert sorted(Path(r["figure"]).name for r in shown) == sorted(figures)
+    assert all(r["ok"] for r in shown), [r for r in shown if not r["ok"]]
+
+
+def test_ledger_counts_pretraining_for_fine_tuning_only(study):
+    df = pd.read_csv(study["results"] / "tables" / "l1-ledger.csv")
+    base = df[df["arm"] == "base"].iloc[0]
+    # 3 x forward MACs x 80 training images x 1 epoch
+    assert base["train_macs"] == 3 * 125485696 * 10 * N_TRAIN and base["pretrain_macs"] == 0 and base["total_vs_base"] == 1
+    for _, r in df[df["arm"] != "base"].iterrows():
+        assert r["pretrain_macs"] == (base["train_macs"] if r["arm"] == "finetune" else 0), r.to_dict()
+        assert r["total_macs"] == r["train_macs"] + r["pretrain_macs"] and r["train_hours"] > 0
+    assert (study["results"] / "figures" / "l1-ledger.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_latency_table_times_the_full_and_pruned_models(study):
+    df = pd.read_csv(study["results"] / "tables" / "l1-latency.csv")
+    assert sorted(set(df["kind"])) == ["full", "pruned"] and sorted(set(df["batch"])) == [1, 64]
+    assert set(df["device"]) == {"cpu"}  # cuda is skipped on a machine without one
+    assert (df["latency_ms_median"] > 0).all() and (df.loc[df["kind"] == "full", "speedup_vs_full"] == 1).all()
 
 
 def test_no_partial_files_left(study):

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -263,8 +265,6 @@ def test_the_report_builds_every_table_and_figure(tmp_path):
         files[-1].write_text(json.dumps(ev))
     out = {k: tmp_path / f"out-{k}" for k in ("curves.csv", "iterative.csv", "iterative.md", "norms.png", "sensitivity.png", "criteria.png", "consecutive.png")}
     main(["li-report", *map(str, files), "--curves-csv", str(out["curves.csv"]), "--iterative-csv", str(out["iterative.csv"]), "--iterative-md", str(out["iterative.md"]), "--norms", str(out["norms.png"]), "--sensitivity", str(out["sensitivity.png"]), "--criteria", str(out["criteria.png"]), "--consecutive", str(out["consecutive.png"])])
-    import pandas as pd
-
     table = pd.read_csv(out["curves.csv"])
     assert list(table["model"].unique()) == ["vgg16", "resnet56"]  # the study's order
     retrained_l1 = table[(table["name"] == "l1") & table["retrained"]]
@@ -297,3 +297,57 @@ def test_a_study_of_analyses_has_no_method_and_known_names():
     del cfg["studies"]["li"]["report"]
     with pytest.raises(UserError, match="analyses go with report: li"):
         check(cfg)
+
+
+# --------------------------------------------------------------------------- one-shot vs layer by layer: statistics
+def _iterative(oneshot, layerwise, steps_total=2, failed=None):
+    """VGG-16-A one-shot at ``oneshot`` per seed, layer by layer (2 steps) at ``layerwise``."""
+    evals = []
+    for seed, (a, b) in enumerate(zip(oneshot, layerwise), start=1):
+        evals.append(_eval("vgg16", "l1", "A", a, seed=seed) | {"model": f"r/l1-A/finetune/seed{seed}/model.pt"})
+        for step, acc in ((1, 0.0), (2, b)):
+            evals.append(_eval("vgg16", "layerwise", f"A_{step}", acc, seed=seed) | {"model": f"r/layerwise-A_{step}/finetune/seed{seed}/model.pt"})
+    for e in evals:
+        key = (e["run"]["setting"], e["run"]["seed"])
+        if key in (failed or {}):
+            e["checks_failed"] = failed[key]
+    from prunebench.report import li
+
+    return li.iterative_table(evals, {("vgg16", "A"): steps_total})
+
+
+@pytest.mark.parametrize(
+    "oneshot, layerwise, steps_total, expected",
+    [
+        ((90.0,), (91.0,), 2, "untested (1 seed; a test needs 2): ours +1.00, Li §3.4: prune once and retrain suffices"),
+        ((90.0, 90.0, 90.0), (91.0, 92.0, 93.0), 2, "reproduced: on par; ours +2.00 (p=0.0742, 3 seeds); Li §3.4"),
+        ((90.0, 90.0, 90.0), (89.0, 88.9, 89.1), 2, "reproduced: one-shot better"),
+        ((90.0, 90.0, 90.0), (91.0, 91.1, 90.9), 2, "not reproduced: layer by layer better; ours +1.00 (p=0.00"),
+        ((90.0, 90.0), (91.0, 91.1), 7, "untested (layer by layer stopped at step 2 of 7): ours +1.05"),
+    ],
+)
+def test_layer_by_layer_is_tested_against_one_shot(oneshot, layerwise, steps_total, expected):
+    df = _iterative(oneshot, layerwise, steps_total)
+    oneshot_row, layered = df[df["schedule"] == "one-shot"].iloc[0], df[df["schedule"] == "layer by layer"].iloc[0]
+    assert layered["vs_oneshot_verdict"].startswith(expected)
+    assert oneshot_row["vs_oneshot_verdict"] == "" and pd.isna(oneshot_row["vs_oneshot_p"])
+    assert layered["runs"].split(";") == [f"r/layerwise-A_2/finetune/seed{s}/model.pt" for s in range(1, len(oneshot) + 1)]
+
+
+def test_one_shot_vs_layer_by_layer_numbers_and_failed_runs():
+    df = _iterative((90.0, 90.0, 90.0, 90.0), (91.0, 92.0, 93.0, 99.0), failed={("A_2", 4): ["loss_decreased"]})
+    layered = df[df["schedule"] == "layer by layer"].iloc[0]
+    half = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2 df) x sd / sqrt(n), sd = 1
+    assert (layered["n"], layered["accuracy"], layered["std"]) == (3, 92.0, 1.0)
+    assert (layered["ci95_low"], layered["ci95_high"]) == pytest.approx((92 - half, 92 + half))
+    assert layered["vs_oneshot_pairs"] == 3 and layered["vs_oneshot_diff"] == 2.0
+    assert layered["vs_oneshot_t"] == pytest.approx(2 * math.sqrt(3)) and layered["vs_oneshot_p"] == pytest.approx(0.07417990022744858)
+    assert (layered["vs_oneshot_ci95_low"], layered["vs_oneshot_ci95_high"]) == pytest.approx((2 - half, 2 + half))
+    assert layered["failed_runs"] == 1 and layered["failed_checks"] == "layer by layer seed 4: loss_decreased" and "seed4" not in layered["runs"]
+    oneshot = df[df["schedule"] == "one-shot"].iloc[0]
+    assert oneshot["failed_runs"] == 0 and oneshot["std"] == 0.0 and oneshot["ci95_low"] == oneshot["ci95_high"] == 90.0
+    from prunebench.report import li
+
+    md = li.iterative_markdown(df, "t")
+    assert "- VGG-16-A layer by layer: reproduced: on par; ours +2.00 (p=0.0742, 3 seeds)" in md
+    assert "1 run left out for a failed check (layer by layer seed 4: loss_decreased)" in md

@@ -10,7 +10,7 @@ from prunebench.report.channels import CHANNEL_COLUMNS, channels_table, plot_cha
 from prunebench.report.figure import plot_study
 from prunebench.report import stats
 from prunebench.report.table import (
-    ARMS, TABLE_COLUMNS, build_table, display_name, load_paper_numbers, read_table, to_markdown, write_table,
+    ARMS, CHECK_COLUMNS, TABLE_COLUMNS, build_table, display_name, load_paper_numbers, read_table, to_markdown, write_table,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -91,9 +91,21 @@ def test_display_names():
 
 
 # --------------------------------------------------------------------------- L1 study
+def test_a_run_that_failed_a_check_enters_no_mean_and_marks_its_cell(evals):
+    evals[3]["checks_failed"] = ["no_regrowth"]  # ResNet-56-A fine-tuned, seed 2 (93.0)
+    df = build_table(evals, "l1")
+    r = row(df, "ResNet-56-A")
+    assert r["finetune_mean"] == 92.0 and r["finetune_n"] == 1 and r["finetune_failed"] == 1 and r["scratch-e_failed"] == 0
+    assert r["failed_runs"] == 1 and r["failed_checks"] == "fine-tuned seed 2: no_regrowth"
+    assert r["scratch-e_vs_ft_pairs"] == 1  # the failed seed pairs with nothing
+    assert row(df, "ResNet-56-B")["failed_runs"] == 0
+    md = to_markdown(df, "t")
+    assert "| 92.00 ⚠1 |" in md and "- ResNet-56-A: 1 run left out for a failed check (fine-tuned seed 2: no_regrowth)" in md
+
+
 def test_rows_ordered_and_stats(evals):
     df = build_table(evals, "l1")
-    assert list(df.columns) == TABLE_COLUMNS + stats.column_names(ARMS)  # the statistics follow the table's own columns
+    assert list(df.columns) == TABLE_COLUMNS + stats.column_names(ARMS) + CHECK_COLUMNS  # the statistics follow the table's own columns
     assert list(df["model"]) == ["ResNet-56-A", "ResNet-56-B", "VGG-16-A"]  # arch in order of first appearance
     assert set(df["study"]) == {"l1"} and list(df["setting"]) == ["A", "B", "A"]
     r = row(df, "ResNet-56-A")
@@ -259,7 +271,7 @@ def test_standin_is_visible_in_markdown(slim_evals, tmp_path):
 
 def test_empty_table_still_renders():
     df = build_table([], "slimming")
-    assert list(df.columns) == TABLE_COLUMNS + stats.column_names(ARMS) and df.empty
+    assert list(df.columns) == TABLE_COLUMNS + stats.column_names(ARMS) + CHECK_COLUMNS and df.empty
     assert "no pruned runs" in to_markdown(df, "Empty")
 
 

@@ -3,6 +3,7 @@ beside ours, and one-line errors for evals the table cannot use."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -109,3 +110,79 @@ def test_channels_name_series_by_method_and_lr(tmp_path):
     assert len(t) == 12
     plot_channels(reports, tmp_path / "c.png", "channels")
     assert (tmp_path / "c.png").read_bytes().startswith(PNG)
+
+
+# --------------------------------------------------------------------------- statistics
+T_123 = 2 * math.sqrt(3)  # paired differences 1, 2, 3: mean 2, sd 1, t = 2 / (1 / sqrt 3)
+P_123 = 0.07417990022744858  # two-sided, 2 df
+HALF_123 = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2 df) x sd / sqrt(n), sd = 1
+
+
+def paired_evals(diffs, lr=0.01, seeds=(1, 2, 3), failed=None):
+    """One magnitude 0.5 row: random 90 + seed, winning that plus ``diffs``; base at ``lr`` and at
+    another LR; ``failed``: {(arm, seed): [checks]} for evals that failed a sanity check."""
+    out = []
+    for s, d in zip(seeds, diffs):
+        for arm, acc in (("base", 93.0 + s), ("scratch-e", 90.0 + s), ("winning", 90.0 + s + d)):
+            e = ev(arm, s, acc, lr, *(() if arm == "base" else ("magnitude", "0.5", 0.5)))
+            e["model"] = f"runs/{lr}/{'base' if arm == 'base' else 'magnitude-0.5/' + arm}/seed{s}/model.pt"
+            if (arm, s) in (failed or {}):
+                e["checks_failed"] = failed[(arm, s)]
+            out.append(e)
+    return out + [{**ev("base", 1, 50.0, 0.2), "model": "runs/other-lr/base/seed1/model.pt"}]
+
+
+def test_winning_vs_random_is_a_paired_test_with_intervals():
+    r = build_lottery_table(paired_evals((1.0, 2.0, 3.0))).iloc[0]
+    assert r["random_mean"] == pytest.approx(92.0) and (r["random_ci95_low"], r["random_ci95_high"]) == pytest.approx((92.0 - HALF_123, 92.0 + HALF_123))
+    assert (r["unpruned_ci95_low"], r["unpruned_ci95_high"]) == pytest.approx((95.0 - HALF_123, 95.0 + HALF_123))
+    assert r["winning_vs_random_pairs"] == 3 and r["winning_vs_random_diff"] == pytest.approx(2.0)
+    assert (r["winning_vs_random_ci95_low"], r["winning_vs_random_ci95_high"]) == pytest.approx((2.0 - HALF_123, 2.0 + HALF_123))
+    assert r["winning_vs_random_t"] == pytest.approx(T_123) and r["winning_vs_random_p"] == pytest.approx(P_123)
+    assert r["winning_vs_random_verdict"] == "not reproduced: on par; ours +2.00 (p=0.0742, 3 seeds); paper: winning ticket better at LR 0.01"
+    runs = r["runs"].split(";")  # the base at this LR, the winning and random runs; not the base at 0.2
+    assert len(runs) == 9 and "runs/0.01/base/seed2/model.pt" in runs and not any("other-lr" in m for m in runs)
+    assert r["failed_runs"] == 0 and r["failed_checks"] == ""
+
+
+@pytest.mark.parametrize(
+    "lr, diffs, expected",
+    [
+        (0.1, (1.0, 2.0, 3.0), "reproduced: on par"),
+        (0.1, (1.0, 1.1, 0.9), "not reproduced: winning better"),
+        (0.1, (-1.0, -1.1, -0.9), "reproduced: random better"),
+        (0.01, (1.0, 1.1, 0.9), "reproduced: winning better; ours +1.00 (p=0.00"),
+        (0.01, (1.0, 2.0, 3.0), "not reproduced: on par"),
+        (0.01, (-1.0, -1.1, -0.9), "not reproduced: random better"),
+        (0.05, (1.0, 1.1, 0.9), "winning better; ours +1.00 (p=0.00"),
+        (0.01, (1.0,), "untested (1 seed; a test needs 2): ours +1.00, paper: winning ticket better at LR 0.01"),
+    ],
+)
+def test_every_verdict_on_the_lottery_finding(lr, diffs, expected):
+    verdict = build_lottery_table(paired_evals(diffs, lr, seeds=(1, 2, 3)[: len(diffs)]))["winning_vs_random_verdict"].iloc[0]
+    assert verdict.startswith(expected)
+    assert verdict.endswith("the paper makes no claim at LR 0.05") == (lr == 0.05)
+
+
+def test_a_row_without_common_seeds_or_one_arm_has_no_test():
+    no_common = [e for e in paired_evals((1.0, 2.0)) if not (e["run"]["arm"] == "winning" and e["run"]["seed"] == 1) and not (e["run"]["arm"] == "scratch-e" and e["run"]["seed"] == 2)]
+    assert build_lottery_table(no_common)["winning_vs_random_verdict"].iloc[0] == "no winning and random runs of the same seed"
+    one_arm = build_lottery_table([e for e in paired_evals((1.0, 2.0)) if e["run"]["arm"] != "scratch-e"]).iloc[0]
+    assert one_arm["winning_vs_random_verdict"] == "" and one_arm["winning_vs_random_pairs"] == 0
+
+
+def test_runs_that_failed_a_check_enter_no_mean_or_test(tmp_path):
+    evals = paired_evals((1.0, 2.0, 3.0, 9.0), seeds=(1, 2, 3, 4), failed={("winning", 4): ["no_regrowth"], ("base", 1): []})
+    evals[0]["checks_failed"] = []  # passed all checks; older evals have no key at all
+    r = build_lottery_table(evals).iloc[0]
+    assert r["winning_n"] == 3 and r["random_n"] == 4 and r["unpruned_n"] == 4 and r["winning_mean"] == pytest.approx(94.0)
+    assert r["winning_vs_random_pairs"] == 3 and r["winning_vs_random_p"] == pytest.approx(P_123)
+    assert r["failed_runs"] == 1 and r["failed_checks"] == "winning seed 4: no_regrowth"
+    assert "runs/0.01/magnitude-0.5/winning/seed4/model.pt" not in r["runs"]
+    t = build_lottery_table(evals)
+    md = to_markdown(t, "x")
+    assert "- VGG-16 one-shot 50%, LR 0.01: not reproduced: on par; ours +2.00 (p=0.0742, 3 seeds)" in md
+    assert "1 run left out for a failed check (winning seed 4: no_regrowth)" in md
+    write_lottery_table(t, tmp_path / "t.csv", tmp_path / "t.md", "x")
+    back = read_lottery_table(tmp_path / "t.csv")
+    assert back["failed_runs"].iloc[0] == 1 and to_markdown(back, "x") == md

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -82,3 +83,92 @@ def test_trace_names_a_bad_row_or_column(table, capsys):
         trace(str(d / "l1.csv"), "1", "finetuned")
     main(["trace", str(d / "l1.csv"), "--row", "1", "--column", "scratch-e_mean"])
     assert "arm scratch-e" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- lottery and archsearch tables
+def _saved(root, folder, ev):
+    """A run as the workflow lays it out (<...>/<arm folder>/seed<s>/model.pt): a small model file,
+    its eval.json (accuracy, model path and hash) and a metrics.json."""
+    from prunebench.io import sha256, write_json
+
+    run_dir = root / folder / f"seed{ev['run']['seed']}"
+    run_dir.mkdir(parents=True)
+    model = run_dir / "model.pt"
+    model.write_bytes(f"weights of {folder} seed {ev['run']['seed']}".encode())
+    ev = {**ev, "model": str(model), "model_sha256": sha256(model)}
+    write_json(run_dir / "eval.json", ev)
+    write_json(run_dir / "metrics.json", {"run": ev["run"], "provenance": {"commit": "0" * 40}})
+    return ev
+
+
+def _eval(arm, seed, acc, method=None, setting=None, **extra):
+    run = {"dataset": "cifar10", "arch": "vgg16", "method": method, "setting": setting, "arm": arm, "seed": seed}
+    return {"run": run, "accuracy": {"best": acc, "final": acc}, "macs": 100, "params": 1000, "macs_full": 300, "params_full": 3000, **extra}
+
+
+def _traced(path, row, column):
+    """The run folders a trace of one cell reads the eval.json of."""
+    return sorted("/".join(Path(line.strip().split("/eval.json")[0]).parts[-2:]) for line in trace(str(path), row, column) if "/eval.json: accuracy" in line)
+
+
+def test_trace_a_lottery_cell_to_its_arm_or_both_compared(tmp_path):
+    from prunebench.report.lottery import build_lottery_table, write_lottery_table
+
+    evals = []
+    for lr in (0.1, 0.01):
+        for s in (1, 2):
+            evals.append(_saved(tmp_path, f"lr{lr}/base", _eval("base", s, 93.0 + s, lr=lr)))
+            evals.append(_saved(tmp_path, f"lr{lr}/magnitude-0.5/winning", _eval("winning", s, 91.0 + s, "magnitude", "0.5", lr=lr)))
+            evals.append(_saved(tmp_path, f"lr{lr}/magnitude-0.5/scratch-e", _eval("scratch-e", s, 90.0 + s, "magnitude", "0.5", lr=lr)))
+    evals.append(_saved(tmp_path, "lr0.1/magnitude-0.5/winning", _eval("winning", 3, 99.0, "magnitude", "0.5", lr=0.1, checks_failed=["no_regrowth"])))
+    write_lottery_table(build_lottery_table(evals), tmp_path / "t.csv", tmp_path / "t.md", "lottery")
+    lines = trace(str(tmp_path / "t.csv"), "1", "winning_mean")
+    assert lines[0] == f"{tmp_path / 't.csv'}: row 1 (cifar10 vgg16 magnitude 0.5 0.1), column winning_mean = 92.5"
+    assert lines[1] == "  mean over 2 run(s):" and "matches the file" in "\n".join(lines)
+    assert _traced(tmp_path / "t.csv", "1", "winning_mean") == ["winning/seed1", "winning/seed2"]  # not seed 3: it failed a check
+    assert _traced(tmp_path / "t.csv", "1", "random_ci95_low") == ["scratch-e/seed1", "scratch-e/seed2"]
+    assert _traced(tmp_path / "t.csv", "2", "unpruned_mean") == ["base/seed1", "base/seed2"] and "lr0.01/base/seed1/eval.json" in "\n".join(trace(str(tmp_path / "t.csv"), "2", "unpruned_mean"))
+    both = trace(str(tmp_path / "t.csv"), "1", "winning_vs_random_p")
+    assert both[1] == "  compares 4 run(s):" and _traced(tmp_path / "t.csv", "1", "winning_vs_random_verdict") == ["scratch-e/seed1", "scratch-e/seed2", "winning/seed1", "winning/seed2"]
+    assert trace(str(tmp_path / "t.csv"), "1", "pruned_pct")[1] == "  from 4 run(s):"
+    with pytest.raises(UserError, match=r"^--row 'VGG-16': this table has no model column; give a row number \(1 to 2\)$"):
+        trace(str(tmp_path / "t.csv"), "VGG-16", "winning_mean")
+    with pytest.raises(UserError, match=r"--column 'winner' is not a column of the table"):
+        trace(str(tmp_path / "t.csv"), "1", "winner")
+
+
+def test_trace_an_archsearch_comparison_to_the_uniform_match(tmp_path):
+    from prunebench.report.archsearch import build_archsearch_table, write_archsearch_table
+
+    evals = [_saved(tmp_path, "base", _eval("base", s, 94.0)) for s in (1, 2)]
+    for s in (1, 2):
+        evals.append(_saved(tmp_path, "slimming-0.6/scratch-e", _eval("scratch-e", s, 93.0 + s, "slimming", "0.6")))
+        evals.append(_saved(tmp_path, "matched-slimming_0.6/scratch-e", _eval("scratch-e", s, 92.0 + s, "matched", "slimming_0.6")))
+    write_archsearch_table(build_archsearch_table(evals), tmp_path / "a.csv", tmp_path / "a.md", "archsearch")
+    path = tmp_path / "a.csv"
+    assert trace(str(path), "1", "scratch-e_mean")[0].endswith("row 1 (cifar10 vgg16 slimming 0.6), column scratch-e_mean = 94.5")
+    assert _traced(path, "1", "scratch-e_mean") == ["scratch-e/seed1", "scratch-e/seed2"]
+    assert "slimming-0.6/scratch-e/seed1" in "\n".join(trace(str(path), "1", "scratch-e_mean")) and "matched" not in "\n".join(trace(str(path), "1", "scratch-e_std"))
+    compared = "\n".join(trace(str(path), "1", "vs_uniform_diff"))
+    assert "compares 4 run(s)" in compared and "matched-slimming_0.6/scratch-e/seed2/eval.json" in compared and "slimming-0.6/scratch-e/seed2/eval.json" in compared
+    assert _traced(path, "2", "unpruned_ci95_high") == ["base/seed1", "base/seed2"]
+    assert trace(str(path), "2", "vs_uniform_verdict")[1] == "  no run behind this cell (it is empty)"  # the uniform row has no match
+
+
+def test_trace_li_layer_by_layer_against_its_one_shot_row(tmp_path):
+    from prunebench.report.li import iterative_table, write_iterative
+
+    evals = []
+    for s in (1, 2):
+        evals.append(_saved(tmp_path, "l1-A/finetune", _eval("finetune", s, 90.0 + s, "l1", "A", epochs=40)))
+        evals.append(_saved(tmp_path, "layerwise-A_1/finetune", _eval("finetune", s, 80.0, "layerwise", "A_1", epochs=40)))
+        evals.append(_saved(tmp_path, "layerwise-A_2/finetune", _eval("finetune", s, 91.0 + s, "layerwise", "A_2", epochs=40)))
+    write_iterative(iterative_table(evals, {("vgg16", "A"): 2}), tmp_path / "i.csv", tmp_path / "i.md", "li")
+    path = tmp_path / "i.csv"
+    assert trace(str(path), "1", "accuracy")[0].endswith("row 1 (cifar10 vgg16 A one-shot), column accuracy = 91.5")
+    assert _traced(path, "1", "ci95_low") == ["finetune/seed1", "finetune/seed2"] and "l1-A/finetune/seed1" in "\n".join(trace(str(path), "1", "accuracy"))
+    compared = "\n".join(trace(str(path), "2", "vs_oneshot_p"))
+    assert "compares 4 run(s)" in compared and "l1-A/finetune/seed2/eval.json" in compared and "layerwise-A_2/finetune/seed2/eval.json" in compared
+    assert "layerwise-A_1" not in compared and trace(str(path), "1", "vs_oneshot_p")[1] == "  no run behind this cell (it is empty)"
+    with pytest.raises(UserError, match=r"--row 'vgg16': 2 rows of that model; give a row number"):
+        trace(str(path), "vgg16", "accuracy")

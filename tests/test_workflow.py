@@ -19,7 +19,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TABLE_RULES = {"make_table": 1, "plot_table": 1, "plot_channels": 1}
+# Every study: its runs' sanity checks, its compute ledger, 4 Markdown tables as HTML report pages;
+# every study with a table also times its models (latency).
+REPORT_RULES = {"sanity": 1, "ledger": 1, "html_page": 4}
+TABLE_RULES = {"make_table": 1, "plot_table": 1, "plot_channels": 1, "latency": 1, **REPORT_RULES}
 PER_SEED_RULES = {"train_base", "train_soft", "save_init", "prune", "derive", "finetune", "scratch", "evaluate"}
 # Smoke-scale jobs per rule of each study's own target (one seed).
 SMOKE_STUDY = {
@@ -37,7 +40,7 @@ SMOKE_STUDY = {
     # Li's analyses: 13 curve jobs (9 criteria on VGG-16, L1 on ResNet-56/110, 2 consecutive
     # strategies); 11 retrained points (VGG-16's first and last layer at 10 and 90 %, 4
     # consecutive, VGG-16-A one-shot and its first 2 layer-by-layer steps); bases of all 3 models
-    "li": {"prepare_data": 1, "train_base": 3, "curve": 13, "prune": 11, "finetune": 11, "evaluate": 12, "li_table2": 1, "li_report": 1, "li": 1},
+    "li": {"prepare_data": 1, "train_base": 3, "curve": 13, "prune": 11, "finetune": 11, "evaluate": 12, "li_table2": 1, "li_report": 1, **REPORT_RULES, "li": 1},
 }
 # The paper scale runs 5 seeds and all 6 ratios of the unstructured sweep (3x its smoke rows).
 PAPER_STUDY = {
@@ -59,12 +62,12 @@ PAPER_STUDY["li"].update(train_base=3, prune=143, finetune=143, evaluate=144)
 SMOKE = {
     "prepare_data": 2, "train_base": 23, "train_soft": 4, "save_init": 3, "prune": 58, "derive": 9, "finetune": 41, "scratch": 100,
     "evaluate": 168, "curve": 13, "make_table": 6, "plot_statistics": 4, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "li_table2": 1,
-    "li_report": 1, "all": 1,
+    "li_report": 1, "latency": 6, "sanity": 7, "ledger": 7, "html_page": 28, "all": 1,
 }  # fmt: skip
 PAPER = {
     "prepare_data": 2, "train_base": 130, "train_soft": 20, "save_init": 30, "prune": 677, "derive": 70, "finetune": 457, "scratch": 1120,
     "evaluate": 1727, "curve": 13, "make_table": 6, "plot_statistics": 4, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "li_table2": 1,
-    "li_report": 1, "all": 1,
+    "li_report": 1, "latency": 6, "sanity": 7, "ledger": 7, "html_page": 28, "all": 1,
 }  # fmt: skip
 TRAIN_RULES = {"train_base", "train_soft", "finetune", "scratch"}
 RUNS = Path("runs") / "smoke" / "cifar10"
@@ -156,12 +159,12 @@ def slurm_dry_run(tmp_path_factory) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- DAG shape
 def test_smoke_dag(smoke_stats):
     assert smoke_stats == SMOKE
-    assert sum(smoke_stats.values()) == 447
+    assert sum(smoke_stats.values()) == 495
 
 
 def test_paper_dag(paper_stats):
     assert paper_stats == PAPER
-    assert sum(paper_stats.values()) == 4272
+    assert sum(paper_stats.values()) == 4320
 
 
 def test_scale_changes_seeds_and_sweep_points_only(smoke_stats, paper_stats):
@@ -366,7 +369,7 @@ def test_profile_uses_slurm_executor():
 
 
 def test_profile_requests_cluster_resources(slurm_dry_run):
-    assert job_stats(slurm_dry_run.stdout)["total"] == 4272  # the profile selects the paper scale
+    assert job_stats(slurm_dry_run.stdout)["total"] == 4320  # the profile selects the paper scale
     jobs = parse_jobs(slurm_dry_run.stdout)
     counts = Counter(j["rule"] for j in jobs)
     assert {r: counts[r] for r in PER_SEED_RULES} == {r: PAPER[r] for r in PER_SEED_RULES}
@@ -389,7 +392,7 @@ def test_profile_keeps_paper_scale_under_command_line_config(tmp_path):
     copy = copy_workflow(tmp_path / "repo")
     proc = snakemake("--profile", "slurm", "-n", "--quiet", "rules", "--cores", "8", "--config", "data_root=/data/cifar", cwd=copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert job_stats(proc.stdout)["total"] == 4272
+    assert job_stats(proc.stdout)["total"] == 4320
 
 
 # --------------------------------------------------------------------------- packing

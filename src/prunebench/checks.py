@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from . import masks, methods
 from .counting import conv_positions, count_macs, count_macs_by_mask, count_params
+from .errors import UserError
+from .io import read_json
 
 log = logging.getLogger("prunebench")
 
@@ -102,3 +105,56 @@ def kernel_patterns(model: nn.Module, found: dict) -> dict[str, dict]:
         kept[stage] = kept.get(stage, 0) + mask.float().sum(dim=(0, 1))
         count[stage] = count.get(stage, 0) + mask.shape[0] * mask.shape[1]
     return {s: {"kept": [[round(v, 6) for v in row] for row in (kept[s] / count[s]).tolist()], "kernels": count[s]} for s in sorted(kept, key=int)}
+
+
+# --------------------------------------------------------------------------- per-run sanity
+CHECKS = {
+    "no_regrowth": "every pruned weight of a masked network is still exactly 0",
+    "no_empty_layer": "no conv layer lost all its weights",
+    "macs_agree": "MACs counted from the trained weights equal the run's recorded count (and, masked, the count from its masks)",
+    "pruned_equals_masked": "the physically pruned network computes what the masked one does (where both exist)",
+    "loss_decreased": "the training loss of the last epoch is below the first epoch's (runs of 2+ epochs)",
+}
+
+
+def _pruned_report(metrics: dict) -> dict:
+    """prune.json beside the pruned file a run started from ({} for a base or an unreadable one)."""
+    for name in ("init", "architecture"):
+        ref = (metrics.get("inputs") or {}).get(name)
+        if isinstance(ref, dict) and ref.get("path"):
+            path = Path(ref["path"]).with_name("prune.json")
+            if path.is_file():
+                try:
+                    blob = read_json(path)
+                except UserError:  # unreadable: the check is not applicable, the trace will say why
+                    return {}
+                return blob if isinstance(blob, dict) else {}
+    return {}
+
+
+@torch.no_grad()
+def run_checks(model: nn.Module, metrics: dict) -> dict[str, bool | None]:
+    """The sanity checks of one trained run (names in CHECKS): True held, False failed, None not
+    applicable. Measured again on the model file as evaluated, not copied from training's log."""
+    state = masks.sparsity(model)
+    masked = masks.is_masked(model)
+    soft = (metrics.get("run") or {}).get("arm") == "soft"
+    recorded = metrics.get("mask_checks") or {}
+    macs_now = count_macs(model, sparse=True if soft else None)
+    macs_agree = macs_now == metrics.get("macs")
+    if masked:
+        macs_agree = macs_agree and count_macs_by_mask(model) == macs_now
+    physical = _pruned_report(metrics).get("physical") or {}
+    history = [h.get("train_loss") for h in metrics.get("history") or []]
+    losses = [x for x in history if isinstance(x, (int, float))]
+    return {
+        "no_regrowth": state["pruned_nonzero"] == 0 and recorded.get("no_regrowth") is not False if masked else None,
+        "no_empty_layer": not state["empty_layers"] and not recorded.get("empty_layers"),
+        "macs_agree": bool(macs_agree),
+        "pruned_equals_masked": bool(physical["equal"]) if "equal" in physical else None,
+        "loss_decreased": (len(losses) == len(history) and losses[-1] < losses[0]) if len(history) >= 2 else None,
+    }
+
+
+def failed(checks: dict) -> list[str]:
+    return [name for name, ok in checks.items() if ok is False]

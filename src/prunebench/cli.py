@@ -360,9 +360,10 @@ def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc
 
 
 from .li_commands import curve, li_report, li_table2  # noqa: E402 (Li et al.'s analyses)
-from .report.commands import channels, figure, kernels, stats_figure, table, trace  # noqa: E402 (the report layer)
+from .latency_commands import latency  # noqa: E402 (measured inference cost)
+from .report.commands import channels, check_report, checks, figure, html, kernels, ledger, stats_figure, table, trace  # noqa: E402 (the report layer)
 
-for _command in (table, figure, stats_figure, channels, kernels, trace, curve, li_table2, li_report):
+for _command in (table, figure, stats_figure, channels, kernels, trace, checks, html, check_report, ledger, curve, li_table2, li_report, latency):
     cli.add_command(_command)
 
 

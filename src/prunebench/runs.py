@@ -19,7 +19,7 @@ from torch import nn
 
 from . import masks, methods, models
 from .checkpoints import load_model, save_model, weights_sha256
-from .checks import kernel_patterns, mask_checks, mask_layers, physical_checks
+from .checks import failed, kernel_patterns, mask_checks, mask_layers, physical_checks, run_checks
 from .counting import count_macs, count_params, scratch_b_epochs
 from .data import Data, trained_mean_std
 from .errors import UserError
@@ -352,6 +352,7 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
     data = Data(data_path, None, test_subset)
     hparams = metrics.get("hparams") if isinstance(metrics.get("hparams"), dict) else {}
     stats = trained_mean_std(hparams, data.dataset)
+    checks = run_checks(model, metrics)
     test = evaluate(model.to(device), data.test_x, data.test_y, 1000, device, stats)
     result = {
         "run": meta["run"],
@@ -360,10 +361,14 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
         "lr": (hparams.get("schedule") or {}).get("lr"),  # the initial LR (the lottery study compares two)
         "sparsity": hparams.get("sparsity", 0.0),  # network slimming's penalty: a sparsity-trained base
         "standin": data.standin,
+        "checks": checks,
+        "checks_failed": failed(checks),
         "model": model_path,
         "model_sha256": sha256(model_path),
         "metrics": metrics_path,
         "provenance": provenance(),
     }
     write_json(out, result)
+    if failed(checks):
+        log.warning("sanity check failed for %s: %s; the run is left out of its table's means", model_path, ", ".join(failed(checks)))
     return result

@@ -165,12 +165,20 @@ LI_FIGURES = ("norms", "sensitivity", "criteria", "consecutive")
 
 
 def study_outputs(study):
-    """A study's table and figures; an archsearch study adds its kernel patterns; a study of
-    Li's analyses has its own tables and figures."""
+    """A study's tables and figures, each Markdown table also as an HTML page for the report,
+    and its runs' sanity checks. An archsearch study adds its kernel patterns; a study of Li's
+    analyses has its own tables and figures."""
+    common = [
+        f"{RESULTS}/tables/{study}-checks.csv",
+        f"{RESULTS}/tables/{study}-ledger.csv",
+        f"{RESULTS}/figures/{study}-ledger.png",
+    ] + [f"{RESULTS}/html/{page}.html" for page in study_pages(study)]
     if STUDIES[study].get("report") == "li":
-        return [f"{RESULTS}/tables/{study}-{t}" for t in LI_TABLES] + [
-            f"{RESULTS}/figures/{study}-{f}.png" for f in LI_FIGURES
-        ]
+        return (
+            [f"{RESULTS}/tables/{study}-{t}" for t in LI_TABLES]
+            + [f"{RESULTS}/figures/{study}-{f}.png" for f in LI_FIGURES]
+            + common
+        )
     kind = STUDIES[study].get("report", "table")
     extra = {
         # pruning as architecture search: the kept 3x3 kernel patterns
@@ -184,14 +192,52 @@ def study_outputs(study):
             f"{RESULTS}/figures/{study}-diff.png",
         ],
     }
-    return [
-        f"{RESULTS}/tables/{study}.csv",
-        f"{RESULTS}/tables/{study}.md",
-        f"{RESULTS}/tables/{study}.tex",
-        f"{RESULTS}/figures/{study}.png",
-        f"{RESULTS}/tables/{study}-channels.csv",
-        f"{RESULTS}/figures/{study}-channels.png",
-    ] + extra.get(kind, [])
+    return (
+        [
+            f"{RESULTS}/tables/{study}.csv",
+            f"{RESULTS}/tables/{study}.md",
+            f"{RESULTS}/tables/{study}.tex",
+            f"{RESULTS}/figures/{study}.png",
+            f"{RESULTS}/tables/{study}-channels.csv",
+            f"{RESULTS}/figures/{study}-channels.png",
+        ]
+        + extra.get(kind, [])
+        + [
+            f"{RESULTS}/tables/{study}-latency.csv",
+            f"{RESULTS}/figures/{study}-latency.png",
+        ]
+        + common
+    )
+
+
+def study_latency_models(wc):
+    """What a study's latency table times: each full base and, per row, the first pruned arm's
+    model (one architecture per row: its arms share it), of the first seed."""
+    study = wc.study
+    arm = arm_dir(study, study_arms(STUDIES[study])[0])
+    seed = study_seeds(study)[0]
+    out = {}
+    for r in rows(config, study):
+        out[f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/base/seed{seed}/model.pt"] = None
+        out[
+            f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/{r.method}-{r.setting}/{arm}/seed{seed}/model.pt"
+        ] = None
+    return list(out)
+
+
+def study_pages(study):
+    """The Markdown tables of a study (results/tables/<page>.md), shown in the HTML report."""
+    if STUDIES[study].get("report") == "li":
+        pages = [f"{study}-{t[: -len('.md')]}" for t in LI_TABLES if t.endswith(".md")]
+    else:
+        pages = [study, f"{study}-latency"]
+    return pages + [f"{study}-checks", f"{study}-ledger"]
+
+
+def page_study(wc):
+    """The study a page of the HTML report belongs to: its report category."""
+    page = wc.page if hasattr(wc, "page") else wc.study
+    return max((s for s in STUDIES if page == s or page.startswith(f"{s}-")), key=len)
 
 
 def scratch_inputs(wc):
@@ -283,6 +329,17 @@ def subset_args():
         f" --{k.replace('_', '-')} {S[k]}"
         for k in ("train_subset", "test_subset")
         if S[k] is not None
+    )
+
+
+def latency_args(wc):
+    lat = config["latency"]
+    repeats = f" --repeats {lat['repeats']}" if lat["repeats"] is not None else ""
+    return (
+        " ".join(f"--batch {b}" for b in lat["batches"])
+        + " "
+        + " ".join(f"--device {d}" for d in lat["devices"])
+        + f" --warmup {lat['warmup']}{repeats}"
     )
 
 

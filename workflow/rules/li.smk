@@ -58,10 +58,30 @@ rule li_report:
         curves=f"{RESULTS}/tables/{{study}}-curves.csv",
         iterative_csv=f"{RESULTS}/tables/{{study}}-iterative.csv",
         iterative_md=f"{RESULTS}/tables/{{study}}-iterative.md",
-        norms=f"{RESULTS}/figures/{{study}}-norms.png",
-        sensitivity=f"{RESULTS}/figures/{{study}}-sensitivity.png",
-        criteria=f"{RESULTS}/figures/{{study}}-criteria.png",
-        consecutive=f"{RESULTS}/figures/{{study}}-consecutive.png",
+        norms=report(
+            f"{RESULTS}/figures/{{study}}-norms.png",
+            caption="../report/li_norms.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
+        sensitivity=report(
+            f"{RESULTS}/figures/{{study}}-sensitivity.png",
+            caption="../report/li_sensitivity.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
+        criteria=report(
+            f"{RESULTS}/figures/{{study}}-criteria.png",
+            caption="../report/li_criteria.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
+        consecutive=report(
+            f"{RESULTS}/figures/{{study}}-consecutive.png",
+            caption="../report/li_consecutive.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
     log:
         f"{RESULTS}/logs/li-report-{{study}}.log",
     conda:

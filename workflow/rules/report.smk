@@ -56,7 +56,12 @@ rule plot_table:
     input:
         f"{RESULTS}/tables/{{study}}.csv",
     output:
-        f"{RESULTS}/figures/{{study}}.png",
+        report(
+            f"{RESULTS}/figures/{{study}}.png",
+            caption="../report/figure.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
     log:
         f"{RESULTS}/logs/figure-{{study}}.log",
     conda:
@@ -74,8 +79,18 @@ rule plot_statistics:
     input:
         f"{RESULTS}/tables/{{study}}.csv",
     output:
-        ci=f"{RESULTS}/figures/{{study}}-ci.png",
-        diff=f"{RESULTS}/figures/{{study}}-diff.png",
+        ci=report(
+            f"{RESULTS}/figures/{{study}}-ci.png",
+            caption="../report/stats_ci.rst",
+            category="{study}",
+            subcategory="Statistics",
+        ),
+        diff=report(
+            f"{RESULTS}/figures/{{study}}-diff.png",
+            caption="../report/stats_diff.rst",
+            category="{study}",
+            subcategory="Statistics",
+        ),
     log:
         f"{RESULTS}/logs/statistics-{{study}}.log",
     conda:
@@ -92,7 +107,12 @@ rule plot_channels:
         study_prunes,
     output:
         csv=f"{RESULTS}/tables/{{study}}-channels.csv",
-        png=f"{RESULTS}/figures/{{study}}-channels.png",
+        png=report(
+            f"{RESULTS}/figures/{{study}}-channels.png",
+            caption="../report/channels.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
     log:
         f"{RESULTS}/logs/channels-{{study}}.log",
     conda:
@@ -110,7 +130,12 @@ rule plot_kernels:
         study_prunes,
     output:
         csv=f"{RESULTS}/tables/{{study}}-kernels.csv",
-        png=f"{RESULTS}/figures/{{study}}-kernels.png",
+        png=report(
+            f"{RESULTS}/figures/{{study}}-kernels.png",
+            caption="../report/kernels.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
     log:
         f"{RESULTS}/logs/kernels-{{study}}.log",
     conda:
@@ -120,3 +145,40 @@ rule plot_kernels:
     shell:
         "prunebench kernels {input:q} --title {params.title:q} --csv {output.csv:q}"
         " --out {output.png:q} 2> {log:q}"
+
+
+# Every run's sanity checks (measured again at evaluation; a failed run is left out of the means).
+rule sanity:
+    input:
+        study_evals,
+    output:
+        csv=f"{RESULTS}/tables/{{study}}-checks.csv",
+        md=f"{RESULTS}/tables/{{study}}-checks.md",
+    log:
+        f"{RESULTS}/logs/checks-{{study}}.log",
+    conda:
+        ENV
+    params:
+        title=lambda wc: f"Sanity checks: {STUDIES[wc.study].get('title', wc.study)} ({SCALE} scale)",
+    shell:
+        "prunebench checks {input:q} --title {params.title:q} --csv {output.csv:q}"
+        " --md {output.md:q} 2> {log:q}"
+
+
+# A Markdown table as an HTML page: what the HTML report (snakemake --report) shows of it.
+rule html_page:
+    input:
+        f"{RESULTS}/tables/{{page}}.md",
+    output:
+        report(
+            f"{RESULTS}/html/{{page}}.html",
+            caption="../report/page.rst",
+            category=page_study,
+            subcategory="Tables",
+        ),
+    log:
+        f"{RESULTS}/logs/html-{{page}}.log",
+    conda:
+        ENV
+    shell:
+        "prunebench html --md {input:q} --out {output:q} 2> {log:q}"

@@ -128,10 +128,10 @@ def kernels(reports: tuple[str, ...], csv_path: str, out: str, title: str) -> No
 
 @click.command("trace")
 @click.argument("table_path", type=click.Path(dir_okay=False))
-@click.option("--row", required=True, help="Row number (1-based, as in the Markdown table) or the model label, e.g. VGG-16-A.")
-@click.option("--column", required=True, help="Column of the CSV, e.g. finetune_mean, scratch-b_std, macs.")
+@click.option("--row", required=True, help="Row number (1-based, as in the Markdown table) or, in a study table, the model label, e.g. VGG-16-A.")
+@click.option("--column", required=True, help="Column of the CSV, e.g. finetune_mean, scratch-b_std, macs, winning_vs_random_p.")
 def trace(table_path: str, row: str, column: str) -> None:
-    """Print the chain from one cell of a study table to its runs, their files and hashes."""
+    """Print the chain from one cell of a study, lottery, archsearch or li-iterative table to its runs, their files and hashes."""
     from .trace import trace as walk
 
     if not Path(table_path).is_file():
@@ -156,3 +156,68 @@ def stats_figure(table_path: str, ci_out: str, diff_out: str, title: str) -> Non
     plot_pointrange(df, ci_out, f"{title}: mean and 95 % interval per arm" if title else "mean and 95 % interval per arm")
     plot_differences(df, diff_out, f"{title}: scratch minus fine-tuned" if title else "scratch minus fine-tuned")
     log.info("statistics figures -> %s, %s", ci_out, diff_out)
+
+
+@click.command("checks")
+@click.argument("evals", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="Per-run checks CSV to write.")
+@click.option("--md", "md_path", required=True, type=click.Path(dir_okay=False), help="Markdown summary to write.")
+@click.option("--title", default="Sanity checks", show_default=True, help="Title of the Markdown page.")
+def checks(evals: tuple[str, ...], csv_path: str, md_path: str, title: str) -> None:
+    """Every run's sanity checks from eval.json files (EVALS): which held, failed or do not apply."""
+    from .sanity import build_checks_table, write_checks_table
+
+    df = build_checks_table([_read_eval(p) for p in evals])
+    write_checks_table(df, csv_path, md_path, title)
+    log.info("checks of %d runs (%d failed) -> %s, %s", len(df), int((df["failed"] != "").sum()), csv_path, md_path)
+
+
+@click.command("html")
+@click.option("--md", "md_path", required=True, type=click.Path(dir_okay=False), help="Markdown page written by a table command.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="HTML page to write.")
+def html(md_path: str, out: str) -> None:
+    """A Markdown table page (with its notes) as a standalone HTML page for the HTML report."""
+    from .html import to_html
+
+    try:
+        text = Path(md_path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {md_path} ({getattr(e, 'strerror', None) or type(e).__name__}); rerun the rule that writes it") from None
+    write_text(out, to_html(text, Path(md_path).stem))
+    log.info("html -> %s", out)
+
+
+@click.command("check-report")
+@click.argument("report", type=click.Path(dir_okay=False))
+@click.option("--shots", required=True, type=click.Path(file_okay=False), help="Folder for the screenshots (one per figure, and the start page).")
+def check_report(report: str, shots: str) -> None:
+    """Open Snakemake's HTML REPORT in headless Chromium and check that it shows every figure."""
+    from .browser import check_report as check
+
+    results = check(report, shots)
+    bad = [r["figure"] for r in results if not r["ok"]]
+    click.echo(f"{len(results) - len(bad)} of {len(results)} figures shown in the report (screenshots in {shots})")
+    if bad:
+        raise UserError(f"{len(bad)} figure(s) not shown in {report}: {', '.join(bad)}; see the screenshots in {shots}")
+
+
+@click.command("ledger")
+@click.argument("evals", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--study", required=True, help="The study the evals belong to.")
+@click.option("--metric", default="best", show_default=True, type=click.Choice(["best", "final"]), help="Accuracy beside the cost.")
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="Ledger CSV to write.")
+@click.option("--md", "md_path", required=True, type=click.Path(dir_okay=False), help="Markdown ledger to write.")
+@click.option("--figure", "figure_path", required=True, type=click.Path(dir_okay=False), help="Accuracy against total training compute (PNG).")
+@click.option("--title", default="Compute ledger", show_default=True, help="Title of the table and figure.")
+def ledger(evals: tuple[str, ...], study: str, metric: str, csv_path: str, md_path: str, figure_path: str, title: str) -> None:
+    """What each arm cost to train (MACs counted, hours measured; fine-tuning with its pretraining) from eval.json files."""
+    from .ledger import build_ledger, plot_ledger, to_markdown
+
+    df = build_ledger([_read_eval(p) for p in evals], study, metric)
+    markdown = to_markdown(df, title)
+    write_together(
+        (csv_path, lambda: write_text(csv_path, df.to_csv(index=False))),
+        (md_path, lambda: write_text(md_path, markdown)),
+        (figure_path, lambda: plot_ledger(df, figure_path, title)),
+    )
+    log.info("ledger of %d rows -> %s, %s, %s", len(df), csv_path, md_path, figure_path)

@@ -6,6 +6,13 @@ runs (methods ``layer`` and ``consecutive``) in one long table, averaged over se
 reader picks any curve from it. ``iterative_table`` compares the one-shot variant (method ``l1``,
 fine-tuned once) with the same variant reached one layer at a time (method ``layerwise``), with
 the retraining epochs each spent.
+
+Li §3.4 chose to prune once and retrain: it recovers the accuracy, while iterative pruning "may
+yield better results" at far more epochs. A layer-by-layer row is compared with its one-shot row
+over the seeds both ran (paired t-test, 5 %), layer by layer minus one-shot: the choice is
+"reproduced" unless layer by layer is significantly better, "untested" with fewer than 2 seeds
+(the study runs one by default) or when layer by layer stopped before the variant's last layer.
+Runs that failed a sanity check (eval.json's ``checks_failed``) enter no mean and no test.
 """
 
 from __future__ import annotations
@@ -14,10 +21,13 @@ from os import PathLike
 
 import pandas as pd
 
+from . import stats
 from .table import arch_name, dataset_name, write_csv_md
 
 CURVE_COLUMNS = ["dataset", "model", "mode", "name", "retrained", "layer", "ratio", "accuracy", "std", "n", "base_accuracy", "sensitive", "standin"]
 ITERATIVE_COLUMNS = ["dataset", "model", "variant", "schedule", "steps", "steps_total", "retrain_epochs", "params", "macs", "accuracy", "std", "n", "standin"]
+ITERATIVE_COLUMNS += ["ci95_low", "ci95_high"] + stats.comparison_columns("vs_oneshot") + ["failed_runs", "failed_checks", "runs"]
+CLAIM = "Li §3.4: prune once and retrain suffices (layer by layer may do better, at far more epochs)"
 
 
 def _accuracy(ev: dict, metric: str) -> float:
@@ -73,17 +83,45 @@ def iterative_table(evals: list[dict], steps_total: dict[tuple[str, str], int], 
         elif run.get("method") == "layerwise":
             variant, _, k = run["setting"].rpartition("_")
             runs.setdefault((run["dataset"], run["arch"], variant, "layer by layer"), {}).setdefault(int(k), []).append(ev)
-    rows = []
-    for (ds, arch, variant, schedule), by_step in runs.items():
+    rows, seeds = {}, {}
+    for key, by_step in runs.items():
+        ds, arch, variant, schedule = key
         last = max(by_step)
         final = by_step[last]
-        accs = pd.Series([_accuracy(ev, metric) for ev in final], dtype=float)
+        mine, left = stats.split_failed(_final_runs(final, metric), lambda r: schedule)
         # every step retrains once; the same seeds ran every step
         epochs = sum(int(by_step[k][0]["epochs"]) for k in by_step)
-        rows.append({"dataset": ds, "model": arch, "variant": variant, "schedule": schedule, "steps": last if last else 1, "steps_total": steps_total.get((arch, variant), 1) if last else 1, "retrain_epochs": epochs, "params": final[0]["params"], "macs": final[0]["macs"], "accuracy": accs.mean(), "std": accs.std() if len(accs) > 1 else 0.0, "n": len(accs), "standin": any(ev.get("standin", False) for ev in final)})
+        arm = stats.arm_cells("accuracy", mine)
+        rows[key] = {"dataset": ds, "model": arch, "variant": variant, "schedule": schedule, "steps": last if last else 1, "steps_total": steps_total.get((arch, variant), 1) if last else 1,
+                     "retrain_epochs": epochs, "params": final[0]["params"], "macs": final[0]["macs"], "accuracy": arm["accuracy_mean"], "std": arm["accuracy_std"] if len(mine) > 1 else 0.0,
+                     "n": len(mine), "standin": any(ev.get("standin", False) for ev in final), "ci95_low": arm["accuracy_ci95_low"], "ci95_high": arm["accuracy_ci95_high"],
+                     "runs": stats.run_list(mine), **left}  # fmt: skip
+        seeds[key] = stats.by_seed(mine)
     if not rows:
         return pd.DataFrame(columns=ITERATIVE_COLUMNS)
-    return pd.DataFrame(rows)[ITERATIVE_COLUMNS].sort_values(["dataset", "model", "variant", "schedule"], ascending=[True, True, True, False], kind="stable").reset_index(drop=True)
+    for key, row in rows.items():
+        row |= _against_oneshot(row, seeds.get(key[:3] + ("one-shot",)), seeds[key])
+    return pd.DataFrame(list(rows.values()))[ITERATIVE_COLUMNS].sort_values(["dataset", "model", "variant", "schedule"], ascending=[True, True, True, False], kind="stable").reset_index(drop=True)
+
+
+def _final_runs(final: list[dict], metric: str) -> pd.DataFrame:
+    """The runs of a row's last step: seed, acc, model_file, failed."""
+    cols = ["seed", "acc", "model_file", "failed"]
+    return pd.DataFrame([(ev["run"].get("seed"), _accuracy(ev, metric), str(ev.get("model", "")), stats.failed_checks(ev)) for ev in final], columns=cols)
+
+
+def _against_oneshot(row: dict, oneshot: dict | None, mine: dict) -> dict:
+    """Layer by layer minus one-shot over the seeds both ran; empty on a one-shot row."""
+    if row["schedule"] == "one-shot" or oneshot is None:
+        return stats.comparison_cells("vs_oneshot", None, "")
+    comp = stats.paired(oneshot, mine)
+    if not (oneshot and mine):
+        text = ""
+    elif row["steps"] != row["steps_total"] and comp["pairs"]:
+        text = f"untested (layer by layer stopped at step {row['steps']} of {row['steps_total']}): ours {comp['diff']:+.2f}, {CLAIM}"
+    else:
+        text = stats.judge(comp, "no gain", ("layer by layer", "one-shot"), CLAIM)
+    return stats.comparison_cells("vs_oneshot", comp, text)
 
 
 def iterative_markdown(df: pd.DataFrame, title: str) -> str:
@@ -97,6 +135,9 @@ def iterative_markdown(df: pd.DataFrame, title: str) -> str:
         steps = f"{r['steps']} of {r['steps_total']}" if r["steps"] != r["steps_total"] else f"{r['steps']}"
         acc = f"{r['accuracy']:.2f} ± {r['std']:.2f} (n={r['n']})"
         lines.append(f"| {dataset_name(r['dataset'])} | {arch_name(r['model'])}-{r['variant']} | {r['schedule']} | {steps} | {r['retrain_epochs']} | {r['params'] / 1e6:.2f}M | {r['macs'] / 1e6:.1f}M | {acc} |")
+    said = [line for r in df.to_dict("records") for line in stats.row_line(f"{arch_name(r['model'])}-{r['variant']} {r['schedule']}", [r["vs_oneshot_verdict"]], r)]
+    if said:
+        lines += ["", "**Is the difference real?** Layer by layer against one-shot over the same seeds (paired t-test, 5 % level):", ""] + said
     unfinished = df[df["steps"] != df["steps_total"]]
     if not unfinished.empty:
         lines += ["", "Layer by layer stopped before the variant's last layer (a smoke scale runs the first steps only), so its architecture is not yet the one-shot one."]

@@ -5,6 +5,12 @@ Rethinking §6 trains every pruned mask twice, on the base's own initial weights
 finds the winning ticket helps only at 0.01. One row per (dataset, arch, mask method, setting,
 LR); the finding is stated beside ours, measured on the same rows. The unpruned column is the
 base trained at that LR.
+
+Per row, winning minus random is tested over the seeds both ran (paired t-test, 5 % level) and
+read against the finding: at LR 0.1 it is reproduced unless the winning ticket is significantly
+better; at LR 0.01 only if it is; at any other LR the paper says nothing, so ours is stated
+without a verdict. Runs that failed a sanity check (eval.json's ``checks_failed``) enter no mean
+and no test; ``failed_runs`` counts them.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from os import PathLike
 import pandas as pd
 
 from ..errors import UserError
+from . import stats
 from .table import MISSING, STANDIN_LABEL, arch_name, dataset_name, eval_run, normalize_setting, ratio, read_csv_checked, write_csv_md
 
 ARMS = {"base": "unpruned", "winning": "winning", "scratch-e": "random"}
@@ -25,6 +32,10 @@ FINDING = (
 COLUMNS = ["study", "dataset", "arch", "method", "setting", "lr", "metric", "pruned_pct"]
 COLUMNS += [f"{a}_{s}" for a in ARMS.values() for s in ("mean", "std", "n")]
 COLUMNS += ["gain", "standin", "runs"]
+COLUMNS += [f"{a}_ci95_{s}" for a in ARMS.values() for s in ("low", "high")]
+COLUMNS += stats.comparison_columns("winning_vs_random") + ["failed_runs", "failed_checks"]
+# initial LR -> what the paper found about winning - random there (stats.READINGS) and its words
+CLAIMS = {0.1: ("no gain", "paper: no gain from the winning ticket at LR 0.1"), 0.01: ("better", "paper: winning ticket better at LR 0.01")}
 
 
 def _records(evals: list[dict], metric: str) -> pd.DataFrame:
@@ -44,6 +55,7 @@ def _records(evals: list[dict], metric: str) -> pd.DataFrame:
             "setting": None if base else normalize_setting(run.get("setting")), "lr": float(ev["lr"]),
             "arm": ARMS[run["arm"]], "seed": run["seed"], "acc": acc,
             "pruned_pct": round(100.0 * (1.0 - params / params_full), 2), "standin": bool(ev.get("standin", False)),
+            "model_file": str(ev.get("model", "")), "failed": stats.failed_checks(ev),
         })
     df = pd.DataFrame(rows)
     if df.empty:
@@ -72,17 +84,25 @@ def build_lottery_table(evals: list[dict], study: str = "lottery", metric: str =
         row = {"study": study, "dataset": dataset, "arch": arch, "method": method, "setting": setting, "lr": lr, "metric": metric,
                "pruned_pct": g["pruned_pct"].mean()}
         base = df[(df["arm"] == "unpruned") & (df["dataset"] == dataset) & (df["arch"] == arch) & (df["lr"] == lr)]
-        for arm, sel in (("unpruned", base), ("winning", g[g["arm"] == "winning"]), ("random", g[g["arm"] == "random"])):
-            row[f"{arm}_mean"] = sel["acc"].mean() if len(sel) else float("nan")
-            row[f"{arm}_std"] = sel["acc"].std(ddof=1) if len(sel) > 1 else float("nan")
-            row[f"{arm}_n"] = len(sel)
+        mine, left = stats.split_failed(pd.concat([g, base]), lambda r: r["arm"])
+        for arm in ARMS.values():
+            row |= stats.arm_cells(arm, mine[mine["arm"] == arm])
         row["gain"] = row["winning_mean"] - row["random_mean"]
         row["standin"] = bool(g["standin"].any() or base["standin"].any())
-        row["runs"] = len(g) + len(base)
-        out.append(row)
+        row["runs"] = stats.run_list(mine)
+        out.append(row | _comparison(mine, lr) | left)
     table = pd.DataFrame(out, columns=COLUMNS)
     order = table.apply(lambda r: (r["dataset"], methods.index(r["method"]), archs.index(r["arch"]), setting_order(r["method"], r["setting"]), -r["lr"]), axis=1)
     return table.iloc[sorted(range(len(table)), key=lambda i: order.iloc[i])].reset_index(drop=True)
+
+
+def _comparison(runs: pd.DataFrame, lr: float) -> dict:
+    """Winning minus random over the seeds both ran, and the verdict on the paper's finding at ``lr``."""
+    winning, random = (stats.by_seed(runs[runs["arm"] == a]) for a in ("winning", "random"))
+    comp = stats.paired(random, winning)
+    expect, claim = CLAIMS.get(lr, (None, f"the paper makes no claim at LR {lr:g}"))
+    text = stats.judge(comp, expect, ("winning", "random"), claim) if winning and random else ""
+    return stats.comparison_cells("winning_vs_random", comp, text)
 
 
 def setting_label(method: str, setting: str) -> str:
@@ -109,6 +129,16 @@ def findings(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def verdict_lines(table: pd.DataFrame) -> list[str]:
+    """Per row, winning against random over the same seeds, and the runs left out."""
+    lines = []
+    for r in table.to_dict("records"):
+        label = f"{arch_name(r['arch'])} {METHOD_LABELS.get(r['method'], r['method'])} {setting_label(r['method'], r['setting'])}, LR {r['lr']:g}"
+        lines += stats.row_line(label, [r.get("winning_vs_random_verdict")], r)
+    head = "**Is the difference real?** Winning ticket against random init over the same seeds (paired t-test, 5 % level):"
+    return [head, ""] + lines + [""] if lines else []
+
+
 def to_markdown(table: pd.DataFrame, title: str) -> str:
     out = [f"# {title}", ""]
     standin = bool(table["standin"].any())
@@ -123,10 +153,11 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
             out.append(f"| {arch_name(r['arch'])} | {METHOD_LABELS.get(r['method'], r['method'])} | {setting_label(r['method'], r['setting'])}"
                        f" | {r['pruned_pct']:.1f}% | {r['lr']:g} | {_cell(r['unpruned_mean'], r['unpruned_std'])}"
                        f" | {_cell(r['winning_mean'], r['winning_std'])} | {_cell(r['random_mean'], r['random_std'])} | {gain} |")
-        out.append("")
+        out += [""] + verdict_lines(d)
     out += ["## Finding", "", f"- Paper: {FINDING}"] + [f"- Ours, {line}." for line in findings(table)]
     out += ["", f"Accuracy: {table['metric'].iloc[0]} test accuracy (%), mean ± std over seeds. Params pruned: conv weights"
-            " masked out, as a share of all parameters. Random init is Scratch-E: the same mask on a fresh N(0, √(2/n)) init."]
+            " masked out, as a share of all parameters. Random init is Scratch-E: the same mask on a fresh N(0, √(2/n)) init."
+            " CSV columns `<arm>_ci95_low/high` hold the 95 % confidence interval of each mean (Student's t)."]
     return "\n".join(out) + "\n"
 
 

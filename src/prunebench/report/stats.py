@@ -55,6 +55,11 @@ def paired(finetune: dict, other: dict) -> dict:
     return out
 
 
+def untested(pairs: int, diff: float, claim: str) -> str:
+    """The verdict where a paired test cannot be run (fewer than 2 seeds)."""
+    return f"untested ({pairs} seed{'s' if pairs != 1 else ''}; a test needs 2): ours {diff:+.2f}, {claim}"
+
+
 def verdict(arm: str, comparison: dict, paper_diff: float | None, tolerance: float = 0.0) -> str:
     """Whether this row reproduces the paper's conclusion about ``arm`` against fine-tuning: that
     training from scratch is on par with or better than fine-tuning (the paper's difference at
@@ -71,7 +76,7 @@ def verdict(arm: str, comparison: dict, paper_diff: float | None, tolerance: flo
     else:
         claim = f"paper {name} - fine-tuned = {paper_diff:+.2f}"
     if n < 2 or math.isnan(p):
-        return f"untested ({n} seed{'s' if n != 1 else ''}; a test needs 2): ours {d:+.2f}, {claim}"
+        return untested(n, d, claim)
     significant = p < ALPHA
     ours = f"ours {d:+.2f} (p={p:.3g}, {n} seeds)"
     finetune_better = d < 0 and significant
@@ -125,3 +130,84 @@ def markdown_lines(df) -> list[str]:
         if verdicts:
             lines.append(f"- {r['model']} ({DATASETS.get(r['dataset'], r['dataset'])}): " + "; ".join(verdicts))
     return lines + ["", "CSV columns `<arm>_ci95_low/high` hold the 95 % confidence interval of each mean (Student's t), `<arm>_paper_z` the distance from the paper in units of its std.", ""]
+
+
+# --------------------------------------------------------------------------- other tables' helpers
+COMPARISON = ("pairs", "diff", "ci95_low", "ci95_high", "t", "p", "verdict")
+# The paper's claim about (row - reference) -> the verdict for what we found: better, on par, worse.
+READINGS = {
+    "better": ("reproduced", "not reproduced", "not reproduced"),  # only a significant gain bears it out
+    "better if shown": ("reproduced", "inconclusive", "not reproduced"),  # on par neither bears it out nor refutes it
+    "not worse": ("reproduced", "reproduced", "not reproduced"),
+    "no gain": ("not reproduced", "reproduced", "reproduced"),
+}
+
+
+def comparison_columns(prefix: str) -> list[str]:
+    """The columns of one paired comparison: ``<prefix>_pairs`` ... ``<prefix>_verdict``."""
+    return [f"{prefix}_{key}" for key in COMPARISON]
+
+
+def comparison_cells(prefix: str, comparison: dict | None, text: str) -> dict:
+    """A :func:`paired` result and its verdict as the :func:`comparison_columns` (NaN where none)."""
+    return {f"{prefix}_{key}": (comparison or {}).get(key, math.nan) for key in COMPARISON[:-1]} | {f"{prefix}_verdict": text}
+
+
+def judge(comparison: dict, expect: str | None, names: tuple[str, str], claim: str) -> str:
+    """Whether ``names[0]`` minus ``names[1]`` over paired seeds bears out the paper's ``claim``, read
+    as :data:`READINGS` ``[expect]`` says at the 5 % level; ``expect=None``: ours, no claim to test."""
+    n, d, p = comparison["pairs"], comparison["diff"], comparison["p"]
+    if n == 0:
+        return f"no {names[0]} and {names[1]} runs of the same seed"
+    if n < 2 or math.isnan(p):
+        return untested(n, d, claim)
+    outcome = 0 if p < ALPHA and d > 0 else 2 if p < ALPHA and d < 0 else 1
+    found = (f"{names[0]} better", "on par", f"{names[1]} better")[outcome]
+    said = f"{found}; ours {d:+.2f} (p={p:.3g}, {n} seeds); {claim}"
+    return said if expect is None else f"{READINGS[expect][outcome]}: {said}"
+
+
+def failed_checks(ev: dict) -> str:
+    """The sanity checks a run failed, comma-joined; "" for none (evals from before the checks pass)."""
+    names = ev.get("checks_failed") or []
+    return ",".join(map(str, names)) if isinstance(names, list) else str(names)
+
+
+def arm_cells(arm: str, runs: pd.DataFrame) -> dict:
+    """``<arm>_mean/_std/_n/_ci95_low/_ci95_high`` of one arm's runs (columns acc)."""
+    acc = runs["acc"]
+    low, high = interval(acc)
+    return {f"{arm}_mean": acc.mean() if len(acc) else math.nan, f"{arm}_std": acc.std(ddof=1) if len(acc) > 1 else math.nan,
+            f"{arm}_n": len(acc), f"{arm}_ci95_low": low, f"{arm}_ci95_high": high}  # fmt: skip
+
+
+def by_seed(runs: pd.DataFrame) -> dict:
+    """seed -> accuracy of one arm's runs, what :func:`paired` takes."""
+    return dict(zip(runs["seed"], runs["acc"]))
+
+
+def split_failed(runs: pd.DataFrame, label) -> tuple[pd.DataFrame, dict]:
+    """The runs that passed their checks, and ``failed_runs`` (count) and ``failed_checks``
+    ("<label> seed <s>: <checks>") of the others; ``runs`` has columns seed and failed."""
+    bad = runs[runs["failed"] != ""]
+    named = "; ".join(f"{label(r)} seed {r['seed']}: {r['failed']}" for r in bad.to_dict("records"))
+    return runs[runs["failed"] == ""], {"failed_runs": len(bad), "failed_checks": named}
+
+
+def left_out(row: dict) -> str:
+    """'1 run left out: winning seed 2: no_regrowth' for a row with failed runs, else ''."""
+    n = row.get("failed_runs")
+    if pd.isna(n) or not n:
+        return ""
+    return f"{int(n)} run{'s' if n != 1 else ''} left out for a failed check ({row['failed_checks']})"
+
+
+def row_line(label: str, verdicts: list[str], row: dict) -> list[str]:
+    """A Markdown list item: a row's verdicts and the runs it left out; none when it has neither."""
+    said = [v for v in verdicts if isinstance(v, str) and v] + [x for x in (left_out(row),) if x]
+    return [f"- {label}: " + "; ".join(said)] if said else []
+
+
+def run_list(runs: pd.DataFrame) -> str:
+    """The ``runs`` cell: every model file behind a row, ";"-joined, so a cell traces back to them."""
+    return ";".join(sorted(m for m in runs["model_file"] if m))

@@ -39,6 +39,9 @@ TABLE_COLUMNS += [f"{arm}_{s}" for arm in ARMS for s in ("mean", "std", "n")]
 TABLE_COLUMNS += ["macs", "params", "macs_reduction_pct", "params_reduction_pct"]
 TABLE_COLUMNS += [f"paper_{arm}{s}" for arm in ARMS for s in ("", "_std", "_confirmed")]
 TABLE_COLUMNS += ["standin", "runs"]
+# Runs a sanity check failed for (eval.json's checks_failed): left out of every mean, counted here.
+CHECK_COLUMNS = [f"{arm}_failed" for arm in ARMS] + ["failed_runs", "failed_checks"]
+FAILED_MARK = "⚠"
 
 
 # --------------------------------------------------------------------------- names
@@ -172,9 +175,10 @@ def _records(evals: list[dict], metric: str) -> pd.DataFrame:
                 **sizes,
                 "standin": bool(ev.get("standin", False)),
                 "model_file": str(ev.get("model", "")),
+                "failed": stats.failed_checks(ev),
             }
         )
-    cols = ["dataset", "arch", "method", "setting", "arm", "seed", "acc", "macs", "params", "macs_full", "params_full", "standin", "model_file"]
+    cols = ["dataset", "arch", "method", "setting", "arm", "seed", "acc", "macs", "params", "macs_full", "params_full", "standin", "model_file", "failed"]
     df = pd.DataFrame(rows, columns=cols)
     dup = df[df.duplicated(["dataset", "arch", "setting", "arm", "seed"], keep=False)]
     if len(dup):
@@ -220,6 +224,10 @@ def build_table(evals: list[dict], study: str, metric: str = "best", paper: pd.D
     for dataset, arch, setting in keys:
         mine = runs[(runs["dataset"] == dataset) & (runs["arch"] == arch)]
         mine = mine[(mine["setting"] == setting) | (mine["arm"] == "unpruned")]
+        # The pruned arms of one seed share one architecture: one size per seed, averaged (a failed check does not change it).
+        size = mine[mine["arm"] != "unpruned"].drop_duplicates("seed")[["macs", "params", "macs_full", "params_full"]].mean()
+        bad = mine[mine["failed"] != ""]
+        mine, left = stats.split_failed(mine, lambda r: ARM_LABELS[r["arm"]])
         row = {
             "study": study, "model": display_name(arch, setting, methods[0] if methods else None), "dataset": dataset, "arch": arch, "setting": setting,
             "metric": metric, "seeds": mine["seed"].nunique(),
@@ -227,8 +235,6 @@ def build_table(evals: list[dict], study: str, metric: str = "best", paper: pd.D
         for arm in ARMS:
             acc = mine.loc[mine["arm"] == arm, "acc"]
             row |= {f"{arm}_mean": acc.mean(), f"{arm}_std": acc.std(ddof=1), f"{arm}_n": len(acc)}
-        # The pruned arms of one seed share one architecture: one size per seed, averaged.
-        size = mine[mine["arm"] != "unpruned"].drop_duplicates("seed")[["macs", "params", "macs_full", "params_full"]].mean()
         row |= {
             "macs": int(round(size["macs"])),
             "params": int(round(size["params"])),
@@ -239,8 +245,10 @@ def build_table(evals: list[dict], study: str, metric: str = "best", paper: pd.D
         row |= stats.cell_statistics(row, mine, ARMS)
         row["standin"] = bool(mine["standin"].any())
         row["runs"] = ";".join(sorted(mine["model_file"]))  # every number traces back to these
+        row |= {f"{arm}_failed": int((bad["arm"] == arm).sum()) for arm in ARMS}
+        row |= left
         rows.append(row)
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS + stats.column_names(ARMS))  # the statistics after the table's own columns
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS + stats.column_names(ARMS) + CHECK_COLUMNS)  # the statistics after the table's own columns
 
 
 # --------------------------------------------------------------------------- read back
@@ -285,6 +293,21 @@ def _acc_cell(mean: float, std: float, confirmed: bool | None = True) -> str:
     return cell + ("" if confirmed is None or pd.isna(confirmed) or _truthy(confirmed) else UNCONFIRMED)
 
 
+def _failed_mark(n: object) -> str:
+    """' ⚠2' after a cell that left out 2 runs for a failed sanity check."""
+    return f" {FAILED_MARK}{int(n)}" if isinstance(n, (int, float)) and not pd.isna(n) and n > 0 else ""
+
+
+def failed_lines(df: pd.DataFrame) -> list[str]:
+    """The runs left out of the means for a failed sanity check (cells marked ⚠n), per row."""
+    rows = [(r["model"], stats.left_out(r)) for r in df.to_dict("records")]
+    rows = [(model, text) for model, text in rows if text]
+    if not rows:
+        return []
+    head = f"**{FAILED_MARK} Runs left out of the means: a sanity check failed** (the study's checks table lists every run):"
+    return [head, ""] + [f"- {model}: {text}" for model, text in rows] + [""]
+
+
 def _truthy(v: object) -> bool:
     return str(v).strip().lower() in ("true", "1") if isinstance(v, str) else bool(v)
 
@@ -323,13 +346,13 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in df.to_dict("records"):
         cells = [r["model"], dataset_name(r["dataset"], _truthy(r["standin"])), str(r["seeds"])]
-        cells += [_acc_cell(r[f"{a}_mean"], r[f"{a}_std"]) for a in arms]
+        cells += [_acc_cell(r[f"{a}_mean"], r[f"{a}_std"]) + _failed_mark(r.get(f"{a}_failed")) for a in arms]
         cells += [_count_cell(r["macs"], r["macs_reduction_pct"]), _count_cell(r["params"], r["params_reduction_pct"])]
         cells += [_acc_cell(r[f"paper_{a}"], r[f"paper_{a}_std"], r[f"paper_{a}_confirmed"]) for a in paper_arms]
         lines.append("| " + " | ".join(cells) + " |")
     if not len(df):
         lines.append("| (no pruned runs) |" + " |" * (len(head) - 1))
-    lines += [""] + stats.markdown_lines(df)
+    lines += [""] + failed_lines(df) + stats.markdown_lines(df)
     ratios = any(ratio(s) is not None for s in df["setting"])
     lines += [
         "",

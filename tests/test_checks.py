@@ -1,0 +1,53 @@
+"""Per-run sanity checks (checks.run_checks): each one fails on the fault it names and is not
+applicable where it cannot be measured."""
+
+import json
+
+import torch
+
+from prunebench import masks, models
+from prunebench.checks import CHECKS, failed, run_checks
+from prunebench.counting import count_macs
+
+
+def _metrics(model, **extra):
+    return {"run": {"arm": "scratch-e"}, "macs": count_macs(model), "history": [{"train_loss": 2.3}, {"train_loss": 1.9}], **extra}
+
+
+def _masked():
+    model = models.build("resnet20", None, 10)
+    convs = masks.conv_weights(model)
+    found = {k: (torch.rand_like(m.weight) > 0.5) for k, m in convs.items()}
+    return masks.apply(model, found)
+
+
+def test_a_healthy_masked_run_passes_every_applicable_check():
+    model = _masked()
+    checks = run_checks(model, _metrics(model))
+    assert set(checks) == set(CHECKS) and failed(checks) == []
+    assert checks["no_regrowth"] is True and checks["loss_decreased"] is True and checks["pruned_equals_masked"] is None
+
+
+def test_regrowth_is_caught():
+    model = _masked()
+    conv = next(iter(masks.conv_weights(model).values()))
+    with torch.no_grad():
+        conv.weight_orig[~conv.weight_mask.bool()] = 0.5  # a pruned weight trained back to life
+    assert failed(run_checks(model, _metrics(model))) == ["no_regrowth"]
+
+
+def test_an_empty_layer_a_wrong_mac_count_and_a_rising_loss_fail():
+    model = models.build("resnet20", None, 10)
+    metrics = _metrics(model, history=[{"train_loss": 1.0}, {"train_loss": float("nan")}])
+    metrics["macs"] += 1
+    with torch.no_grad():
+        model.conv1.weight.zero_()
+    assert failed(run_checks(model, metrics)) == ["no_empty_layer", "macs_agree", "loss_decreased"]
+    assert run_checks(model, {**metrics, "history": [{"train_loss": 1.0}]})["loss_decreased"] is None  # one epoch
+
+
+def test_pruned_equals_masked_is_read_from_the_pruned_files_report(tmp_path):
+    model = models.build("resnet20", None, 10)
+    (tmp_path / "prune.json").write_text(json.dumps({"physical": {"equal": False}}))
+    metrics = _metrics(model, inputs={"init": {"path": str(tmp_path / "pruned.pt")}})
+    assert failed(run_checks(model, metrics)) == ["pruned_equals_masked"]
