@@ -244,7 +244,7 @@ def build_table(evals: list[dict], study: str, metric: str = "best", paper: pd.D
         row |= _paper_cells(paper, study, dataset, arch, setting)
         row |= stats.cell_statistics(row, mine, ARMS)
         row["standin"] = bool(mine["standin"].any())
-        row["runs"] = ";".join(sorted(mine["model_file"]))  # every number traces back to these
+        row["runs"] = stats.run_list(mine)  # every number traces back to these
         row |= {f"{arm}_failed": int((bad["arm"] == arm).sum()) for arm in ARMS}
         row |= left
         rows.append(row)
