@@ -10,7 +10,8 @@
 #    folder of its own, under `timeout -k 30`;
 # 3. proves the jobs went through SLURM: every non-local job of the DAG has a sacct record
 #    (COMPLETED, by rule) and a per-job log under .snakemake/slurm_logs/, and every training job
-#    was allocated gres/gpu=1 while no other job was;
+#    and the latency job (which times on the job's GPU) was allocated gres/gpu=1 while no other
+#    job was;
 # 4. compares tables/l1.csv with a local run of the same config: results/ when it is up to date
 #    and was trained on CPU with this DATA_ROOT, else a local run of its own, kept under $OUT for
 #    as long as the code (src/, workflow/, Snakefile, config.yaml) is unchanged;
@@ -101,7 +102,7 @@ expected = {}
 for line in """$expected""".strip().splitlines():
     n, rule = line.split()
     expected[rule] = int(n)
-train = {"train_base", "finetune", "scratch"}
+train = {"train_base", "finetune", "scratch", "latency"}  # the rules that ask for a GPU
 got, problems = collections.Counter(), []
 logs = {p.stem: p for p in logdir.rglob("*.log")}
 for line in pathlib.Path(sacct).read_text().splitlines():
@@ -121,7 +122,7 @@ for p in problems:
     print("slurm-smoke:", p, file=sys.stderr)
 n_train = sum(got[r] for r in train)
 print(f"slurm-smoke: sacct: {sum(got.values())} jobs COMPLETED through SLURM ({dict(sorted(got.items()))}); "
-      f"{n_train} training jobs allocated gres/gpu=1; a SLURM log for each")
+      f"{n_train} training and latency jobs allocated gres/gpu=1; a SLURM log for each")
 sys.exit(1 if problems else 0)
 PY
 n_slurm=$(wc -l <"$OUT/slurm/sacct.txt")
