@@ -14,7 +14,7 @@ from torch import nn
 
 from .. import models
 from ..errors import UserError
-from ..pruning import ACTIVATION_CRITERIA, CRITERIA, VARIANTS, kept_count, layer_ratios, select_filters, variant_cfg, variant_spec
+from ..pruning import ACTIVATION_CRITERIA, CRITERIA, VARIANTS, kept_count, select_filters, variant_cfg, variant_ratios, variant_spec
 from . import Method, Pruned, register
 
 
@@ -32,7 +32,7 @@ def parse_ratio(setting: str, low_open: bool = False) -> float:
 
 def _variant(criterion: str) -> Method:
     def prune(model: nn.Module, arch: str, setting: str, seed: int) -> Pruned:
-        ratios = layer_ratios(model.channel_groups(), variant_spec(arch, setting))
+        ratios = variant_ratios(model, variant_spec(arch, setting))
         return Pruned(select_filters(model, ratios, criterion, seed), ratios)
 
     return Method(

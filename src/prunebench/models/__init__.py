@@ -11,6 +11,13 @@ checkpoints and configs; every default is the model as it was before the option 
 
 The weight-level folder's models: ``vgg19`` and ``densenet40`` with ``source="weightlevel"``,
 ``preresnet110`` (bearpaw's, no channel selection) and ``densenetbc100``.
+
+ImageNet (224x224, 1000 classes; ``IMAGENET_ARCHS``, kept apart from the CIFAR ``ARCHS`` the
+studies accept): ``resnet34`` (Li et al.'s, L1 folder), ``resnet50`` and ``vgg16_bn``
+(torchvision's, weight-level folder; ``resnet50`` with ``downsample_bias`` is the thinet and
+regression folders'), ``vgg16_nobn`` (ThiNet's and regression pruning's VGG-16),
+``vgg11_slimming`` (network slimming's VGG-11 with BatchNorm1d in the head) and ``preresnet50``
+(SSS's MXNet ResNet-50). The published pruned ones are cfgs of these: :mod:`.published`.
 """
 
 from __future__ import annotations
@@ -20,8 +27,8 @@ from typing import Any, Callable
 
 from torch import nn
 
-from . import densenet, densenet_bc, preresnet, resnet, vgg
-from .groups import ChannelGroup
+from . import densenet, densenet_bc, preresnet, preresnet_imagenet, resnet, resnet_imagenet, vgg, vgg_imagenet
+from .groups import ChannelGroup, cuttable_groups
 from .init import SOURCES
 from .selection import ChannelSelection
 
@@ -33,15 +40,20 @@ class _Entry:
     builder: Callable[..., nn.Module]  # (cfg, num_classes, **options) -> model
     default_cfg: Callable[[], list]
     options: Options
+    num_classes: int  # build's default: 10 for the CIFAR families, 1000 for the ImageNet ones
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
 def register(
-    name: str, builder: Callable[..., nn.Module], default_cfg: Callable[[], list], options: Options | None = None
+    name: str,
+    builder: Callable[..., nn.Module],
+    default_cfg: Callable[[], list],
+    options: Options | None = None,
+    num_classes: int = 10,
 ) -> None:
-    _REGISTRY[name] = _Entry(builder, default_cfg, dict(options or {}))
+    _REGISTRY[name] = _Entry(builder, default_cfg, dict(options or {}), num_classes)
 
 
 _SOURCE: Options = {"source": ("slimming", SOURCES)}  # which folder's copy: its weight init
@@ -97,14 +109,32 @@ register(
     {"block": ("bottleneck", densenet_bc.BLOCKS)},
 )
 
-ARCHS = tuple(_REGISTRY)
+ARCHS = tuple(_REGISTRY)  # the CIFAR architectures
+
+# ImageNet (PROTOCOLS-IMAGENET section 2): 1000 classes by default
+for _name, _builder, _cfg, _options in (
+    ("resnet34", resnet_imagenet.ResNet34, resnet_imagenet.resnet34_cfg, None),
+    (
+        "resnet50",
+        resnet_imagenet.ResNet50,
+        resnet_imagenet.resnet50_cfg,
+        {"stride_on": ("3x3", resnet_imagenet.STRIDES_ON), "downsample_bias": (False, (False, True))},
+    ),
+    ("preresnet50", preresnet_imagenet.SSSResNet, preresnet_imagenet.default_cfg, None),
+    ("vgg16_bn", vgg_imagenet.vgg16_bn, lambda: vgg_imagenet.default_cfg(16), None),
+    ("vgg16_nobn", vgg_imagenet.vgg16_nobn, lambda: vgg_imagenet.default_cfg(16), {"head": ("fc", ("fc", "gap"))}),
+    ("vgg11_slimming", vgg_imagenet.vgg11_slimming, lambda: vgg_imagenet.default_cfg(11), None),
+):
+    register(_name, _builder, _cfg, _options, num_classes=1000)
+
+IMAGENET_ARCHS = tuple(a for a in _REGISTRY if a not in ARCHS)
 
 
 def check_arch(arch: str) -> None:
     from ..errors import UserError
 
     if arch not in _REGISTRY:
-        raise UserError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+        raise UserError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS + IMAGENET_ARCHS)}")
 
 
 def default_cfg(arch: str) -> list:
@@ -137,19 +167,24 @@ def check_options(arch: str, options: dict) -> dict:
     return {**default_options(arch), **options}
 
 
-def build(arch: str, cfg: list | None = None, num_classes: int = 10, **options) -> nn.Module:
+def build(arch: str, cfg: list | None = None, num_classes: int | None = None, **options) -> nn.Module:
+    """``arch`` with ``cfg`` (default: the full network) and ``num_classes`` (default: 10 for the
+    CIFAR families, 1000 for the ImageNet ones)."""
     options = check_options(arch, options)
     entry = _REGISTRY[arch]
-    return entry.builder(list(cfg) if cfg is not None else entry.default_cfg(), num_classes, **options)
+    cfg = list(cfg) if cfg is not None else entry.default_cfg()
+    return entry.builder(cfg, num_classes if num_classes is not None else entry.num_classes, **options)
 
 
 __all__ = [
     "ARCHS",
     "ChannelGroup",
     "ChannelSelection",
+    "IMAGENET_ARCHS",
     "build",
     "check_arch",
     "check_options",
+    "cuttable_groups",
     "default_cfg",
     "default_options",
     "register",

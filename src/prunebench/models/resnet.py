@@ -128,20 +128,23 @@ class ResNet(nn.Module):
     def channel_groups(self) -> list[ChannelGroup]:
         """The first conv of each block; Li et al. number it 2b for the b-th block (stem = 1)."""
         n = blocks_per_stage(self.depth)
-        groups = []
-        for i in range(3 * n):
-            s, b = divmod(i, n)
-            block = f"layer{s + 1}.{b}"
-            groups.append(
-                ChannelGroup(
-                    name=f"{block}.conv1",
-                    cfg_index=i,
-                    layer_id=2 * (i + 1),
-                    stage=s,
-                    width=self.cfg[i],
-                    bn=f"{block}.bn1",
-                    producers=((f"{block}.conv1.weight", 0),) + bn_keys(f"{block}.bn1"),
-                    consumers=((f"{block}.conv2.weight", 1),),
-                )
-            )
-        return groups
+        return first_conv_groups([(f"layer{i // n + 1}.{i % n}", i // n) for i in range(3 * n)], self.cfg)
+
+
+def first_conv_groups(blocks: list[tuple[str, int]], cfg: list[int]) -> list[ChannelGroup]:
+    """The first-conv group of each (block path, stage), in network order: what Li et al. prune in
+    a ResNet (the block's second conv keeps the width its shortcut needs). Block b (1-based) has
+    its first conv at Li's layer 2b, its width at ``cfg[b - 1]``."""
+    return [
+        ChannelGroup(
+            name=f"{block}.conv1",
+            cfg_index=i,
+            layer_id=2 * (i + 1),
+            stage=stage,
+            width=cfg[i],
+            bn=f"{block}.bn1",
+            producers=((f"{block}.conv1.weight", 0),) + bn_keys(f"{block}.bn1"),
+            consumers=((f"{block}.conv2.weight", 1),),
+        )
+        for i, (block, stage) in enumerate(blocks)
+    ]

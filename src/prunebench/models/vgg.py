@@ -43,6 +43,45 @@ def make_head(c_in: int, num_classes: int, head: str, head_bn_init: str) -> nn.S
     return nn.Sequential(nn.Linear(c_in, 512), bn, nn.ReLU(inplace=True), nn.Linear(512, num_classes))
 
 
+def make_features(cfg: list, batch_norm: bool = True, bias: bool = False) -> tuple[nn.Sequential, int]:
+    """The conv part and its output width: per width a 3x3 conv (pad 1) [-> BN] -> ReLU, per 'M' a
+    2x2 max-pool (torchvision's ``make_layers`` layout, so its ``features.N`` keys)."""
+    layers: list[nn.Module] = []
+    c_in = 3
+    for v in cfg:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers.append(nn.Conv2d(c_in, v, 3, padding=1, bias=bias))
+            layers += [nn.BatchNorm2d(v), nn.ReLU(inplace=True)] if batch_norm else [nn.ReLU(inplace=True)]
+            c_in = v
+    return nn.Sequential(*layers), c_in
+
+
+def conv_groups(features: nn.Sequential, cfg: list, last_consumer: str) -> list[ChannelGroup]:
+    """Every conv's output channels (its bias too, if any): its BN, and the next conv (the last
+    one: ``last_consumer``, the first FC's weight) as consumer."""
+    convs = [(i, m) for i, m in enumerate(features) if isinstance(m, nn.Conv2d)]
+    cfg_pos = [j for j, v in enumerate(cfg) if v != "M"]
+    groups = []
+    for n, (i, conv) in enumerate(convs):
+        consumer = f"features.{convs[n + 1][0]}.weight" if n + 1 < len(convs) else last_consumer
+        params = ("weight", "bias") if conv.bias is not None else ("weight",)
+        groups.append(
+            ChannelGroup(
+                name=f"features.{i}",
+                cfg_index=cfg_pos[n],
+                layer_id=n + 1,
+                stage=cfg[: cfg_pos[n]].count("M"),
+                width=conv.out_channels,
+                bn=f"features.{i + 1}",
+                producers=tuple((f"features.{i}.{p}", 0) for p in params) + bn_keys(f"features.{i + 1}"),
+                consumers=((consumer, 1),),
+            )
+        )
+    return groups
+
+
 class VGG(nn.Module):
     def __init__(
         self, cfg: list, num_classes: int = 10, head: str = "li", head_bn_init: str = "uniform", source: str = "slimming"
@@ -50,15 +89,7 @@ class VGG(nn.Module):
         super().__init__()
         self.cfg = list(cfg)
         bias = check_source(source) == "weightlevel"
-        layers: list[nn.Module] = []
-        c_in = 3
-        for v in self.cfg:
-            if v == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(c_in, v, 3, padding=1, bias=bias), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
-                c_in = v
-        self.features = nn.Sequential(*layers)
+        self.features, c_in = make_features(self.cfg, bias=bias)
         self.pool = nn.AvgPool2d(2)
         self.classifier = make_head(c_in, num_classes, head, head_bn_init)
         reference_init(self, BN_GAMMA[source], linear=0.01, conv_fan="in" if bias else "out")
@@ -68,24 +99,5 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
     def channel_groups(self) -> list[ChannelGroup]:
-        """Every conv's output channels (its bias too, if any): its BN, and the next conv (or the
-        first FC) as consumer."""
-        convs = [(i, m) for i, m in enumerate(self.features) if isinstance(m, nn.Conv2d)]
-        cfg_pos = [j for j, v in enumerate(self.cfg) if v != "M"]
-        groups = []
-        for n, (i, conv) in enumerate(convs):
-            consumer = f"features.{convs[n + 1][0]}.weight" if n + 1 < len(convs) else "classifier.0.weight"
-            params = ("weight", "bias") if conv.bias is not None else ("weight",)
-            groups.append(
-                ChannelGroup(
-                    name=f"features.{i}",
-                    cfg_index=cfg_pos[n],
-                    layer_id=n + 1,
-                    stage=self.cfg[: cfg_pos[n]].count("M"),
-                    width=conv.out_channels,
-                    bn=f"features.{i + 1}",
-                    producers=tuple((f"features.{i}.{p}", 0) for p in params) + bn_keys(f"features.{i + 1}"),
-                    consumers=((consumer, 1),),
-                )
-            )
-        return groups
+        """Every conv's output channels; the last conv's consumer is the head's first linear."""
+        return conv_groups(self.features, self.cfg, "classifier.0.weight")

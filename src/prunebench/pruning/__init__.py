@@ -9,7 +9,7 @@ from .. import models
 from ..errors import UserError
 from .criteria import ACTIVATION_CRITERIA, CRITERIA, Evidence, keep_top
 from .surgery import masked_copy, prune, pruned_cfg
-from .variants import VARIANTS, kept_count, layer_ratios, variant_spec
+from .variants import IMAGENET_VARIANTS, VARIANTS, kept_count, layer_ratios, variant_ratios, variant_spec
 
 
 STRATEGIES = ("independent", "greedy")  # Li et al. section 3.3, Fig. 3
@@ -41,7 +41,7 @@ def select_filters(
     weights = dict(model.named_parameters())
     keep: dict[str, torch.Tensor] = {}
     kept_inputs: dict[str, torch.Tensor] = {}  # a conv weight -> the input channels left (greedy)
-    for g in model.channel_groups():
+    for g in models.cuttable_groups(model):
         ratio = ratios.get(g.name, 0.0)
         n_keep = kept_count(g, ratio)
         if n_keep < g.width:
@@ -61,17 +61,19 @@ def variant_cfg(arch: str, variant: str | None, cfg: list | None = None) -> list
         cfg = models.default_cfg(arch)
     if variant is None:
         return list(cfg)
-    model_groups = models.build(arch, cfg).channel_groups()
-    ratios = layer_ratios(model_groups, variant_spec(arch, variant))
+    model = models.build(arch, cfg)
+    ratios = variant_ratios(model, variant_spec(arch, variant))
     out = list(cfg)
-    for g in model_groups:
-        out[g.cfg_index] = kept_count(g, ratios[g.name])
+    for g in models.cuttable_groups(model):
+        if g.name in ratios:
+            out[g.cfg_index] = kept_count(g, ratios[g.name])
     return out
 
 
 __all__ = [
     "ACTIVATION_CRITERIA",
     "CRITERIA",
+    "IMAGENET_VARIANTS",
     "STRATEGIES",
     "VARIANTS",
     "layer_ratios",
@@ -80,5 +82,6 @@ __all__ = [
     "pruned_cfg",
     "select_filters",
     "variant_cfg",
+    "variant_ratios",
     "variant_spec",
 ]

@@ -1,11 +1,18 @@
-"""Li et al.'s predefined pruned architectures as data (PROTOCOLS section 8).
+"""Li et al.'s predefined pruned architectures as data (PROTOCOLS section 8, PROTOCOLS-IMAGENET 2.1).
 
 A variant names, per prunable layer (Li's conv numbering, stem = 1), the fraction of filters
 to remove: either ``layers`` (layer id -> ratio) or ``stage_ratios`` (one ratio per stage)
-minus the ``skip`` list of sensitive layers. Kept filters = int(C * (1 - ratio)).
+minus the ``skip`` list of sensitive layers; ``streams`` (one ratio per stage) prunes the
+residual streams a model declares in ``stream_groups()`` (ResNet-34-C). Kept filters =
+int(C * (1 - ratio)).
+
+The ImageNet ResNet-34 variants are kept apart in ``IMAGENET_VARIANTS``: ``VARIANTS`` are the
+CIFAR ones the studies and Table 1 use.
 """
 
 from __future__ import annotations
+
+from torch import nn
 
 from ..errors import UserError
 from ..models import ChannelGroup
@@ -25,11 +32,23 @@ VARIANTS: dict[str, dict[str, dict]] = {
 }
 
 
+# Li Table 1 via the L1 folder's prune.py (A, B); C, which the reference lacks, prunes the
+# stage-3 residual stream by 20 % (256 -> 204), the reading that matches Li's reductions.
+IMAGENET_VARIANTS: dict[str, dict[str, dict]] = {
+    "resnet34": {
+        "A": {"skip": [2, 8, 14, 16, 26, 28, 30, 32], "stage_ratios": [0.3, 0.3, 0.3, 0.0]},
+        "B": {"skip": [2, 8, 14, 16, 26, 28, 30, 32], "stage_ratios": [0.5, 0.6, 0.4, 0.0]},
+        "C": {"streams": [0.0, 0.0, 0.2, 0.0]},
+    },
+}
+
+
 def variant_spec(arch: str, variant: str) -> dict:
-    if variant not in VARIANTS.get(arch, {}):
-        known = ", ".join(f"{a}-{v}" for a, vs in VARIANTS.items() for v in vs)
+    every = {**VARIANTS, **IMAGENET_VARIANTS}
+    if variant not in every.get(arch, {}):
+        known = ", ".join(f"{a}-{v}" for a, vs in every.items() for v in vs)
         raise UserError(f"unknown pruned variant {arch}-{variant}; known variants: {known}")
-    return VARIANTS[arch][variant]
+    return every[arch][variant]
 
 
 def layer_ratios(groups: list[ChannelGroup], spec: dict) -> dict[str, float]:
@@ -40,8 +59,17 @@ def layer_ratios(groups: list[ChannelGroup], spec: dict) -> dict[str, float]:
         if "layers" in spec:
             r = spec["layers"].get(g.layer_id, 0.0)
         else:
-            r = 0.0 if g.layer_id in skip else spec["stage_ratios"][g.stage]
+            r = 0.0 if g.layer_id in skip or "stage_ratios" not in spec else spec["stage_ratios"][g.stage]
         ratios[g.name] = float(r)
+    return ratios
+
+
+def variant_ratios(model: nn.Module, spec: dict) -> dict[str, float]:
+    """The ratio of every group a variant sizes: the channel groups, and the residual streams
+    when the variant prunes them."""
+    ratios = layer_ratios(model.channel_groups(), spec)
+    if "streams" in spec:
+        ratios.update({g.name: float(spec["streams"][g.stage]) for g in model.stream_groups()})
     return ratios
 
 
