@@ -61,8 +61,8 @@ class Data:
         self.dataset, self.classes = blob["dataset"], list(blob["classes"])
         self.num_classes = len(self.classes)
         self.standin = bool(blob.get("standin", False))
-        self.train_x, self.train_y = _subset(blob["train_x"], blob["train_y"], train_subset, "train")
-        self.test_x, self.test_y = _subset(blob["test_x"], blob["test_y"], test_subset, "test")
+        self.train_x, self.train_y = fixed_subset(blob["train_x"], blob["train_y"], train_subset, "train")
+        self.test_x, self.test_y = fixed_subset(blob["test_x"], blob["test_y"], test_subset, "test")
 
 
 def _prepared_problem(blob) -> str | None:
@@ -97,7 +97,7 @@ def _prepared_problem(blob) -> str | None:
     return None
 
 
-def _subset(x: torch.Tensor, y: torch.Tensor, n: int | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def fixed_subset(x: torch.Tensor, y: torch.Tensor, n: int | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if n is None or n >= len(x):
         return x.clone(), y.clone()
     if n < 1:
