@@ -51,3 +51,23 @@ def test_pruned_equals_masked_is_read_from_the_pruned_files_report(tmp_path):
     (tmp_path / "prune.json").write_text(json.dumps({"physical": {"equal": False}}))
     metrics = _metrics(model, inputs={"init": {"path": str(tmp_path / "pruned.pt")}})
     assert failed(run_checks(model, metrics)) == ["pruned_equals_masked"]
+
+
+def test_a_kept_weight_that_starts_at_zero_still_counts():
+    """Seen in a smoke run: a masked scratch run recorded MACs from its non-zero weights at init,
+    a kept weight that drew exactly 0 then trained away from it, and macs_agree failed. The run
+    now records the count of its masks, the architecture (runs.train_run)."""
+    from prunebench.counting import count_macs_by_mask
+
+    model = _masked()
+    conv = next(iter(masks.conv_weights(model).values()))
+    one = tuple(conv.weight_mask.bool().nonzero()[0].tolist())  # the index of one kept weight
+    with torch.no_grad():
+        conv.weight_orig[one] = 0.0  # a kept weight at exactly 0 at the start
+    recorded_then = count_macs(model)
+    assert recorded_then < count_macs_by_mask(model)
+    metrics = _metrics(model, macs=count_macs_by_mask(model))
+    with torch.no_grad():
+        conv.weight_orig[one] = 0.1  # trained away from 0
+    assert failed(run_checks(model, metrics)) == []
+    assert failed(run_checks(model, {**metrics, "macs": recorded_then})) == ["macs_agree"]

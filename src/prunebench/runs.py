@@ -20,7 +20,7 @@ from torch import nn
 from . import masks, methods, models
 from .checkpoints import load_model, save_model, weights_sha256
 from .checks import failed, kernel_patterns, mask_checks, mask_layers, physical_checks, run_checks
-from .counting import count_macs, count_params, scratch_b_epochs
+from .counting import count_macs, count_macs_by_mask, count_params, scratch_b_epochs
 from .data import Data, trained_mean_std
 from .errors import UserError
 from .io import read_json, sha256, write_json, write_together
@@ -176,7 +176,10 @@ def train_run(
     inputs = {"data": {"path": data_path, "sha256": sha256(data_path)}, **inputs}
     init_hash = weights_sha256(model)  # theta_0 as trained from, before the first step
     full = models.build(spec.arch, None, data.num_classes, **options)
-    macs, params, macs_full, params_full = count_macs(model), count_params(model), count_macs(full), count_params(full)
+    # A masked network's architecture is its masks: a kept weight that happens to start at exactly 0
+    # (theta_0 or a fresh draw) is still trained, so it counts (evaluate's macs_agree checks this).
+    macs = count_macs_by_mask(model) if masks.is_masked(model) else count_macs(model)
+    params, macs_full, params_full = count_params(model), count_macs(full), count_params(full)
     epochs = protocol.epochs
     if spec.arm == "scratch-b":
         budget_macs = macs if protocol.budget_after_mask else count_macs(model, sparse=False)
