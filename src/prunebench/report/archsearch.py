@@ -34,7 +34,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter, NullFormatter  # noqa: E402
 
 from ..errors import UserError  # noqa: E402
-from ..io import atomic_path  # noqa: E402
+from .plotting import save_png  # noqa: E402
 from . import stats  # noqa: E402
 from .table import MISSING, STANDIN_LABEL, arch_name, dataset_name, eval_run, read_csv_checked, write_csv_md  # noqa: E402
 
@@ -176,8 +176,4 @@ def plot_archsearch(table: pd.DataFrame, out: str | PathLike, title: str | None 
         ax.set_ylabel("Scratch-E test accuracy (%)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    fig.suptitle(title or "Pruning as architecture search", fontsize=10)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=150)
-    plt.close(fig)
+    save_png(fig, out, title or "Pruning as architecture search")

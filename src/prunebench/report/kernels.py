@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..errors import UserError  # noqa: E402
-from ..io import atomic_path  # noqa: E402
+from .plotting import save_png  # noqa: E402
 from .table import arch_name, dataset_name  # noqa: E402
 
 COLUMNS = ["dataset", "arch", "method", "setting", "stage", "row", "col", "kept", "seeds"]
@@ -69,8 +69,4 @@ def plot_kernels(table: pd.DataFrame, out: str | PathLike, title: str) -> None:
                 ax.set_title(f"stage {stage}", fontsize=8)
             if c == 0:
                 ax.set_ylabel(f"{arch_name(key[1])} {key[2]}\n{key[3]}\n{dataset_name(key[0])}", fontsize=7)
-    fig.suptitle(title + "\n(kept fraction per position; colour spans each panel's own range)", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=150)
-    plt.close(fig)
+    save_png(fig, out, title + "\n(kept fraction per position; colour spans each panel's own range)", fontsize=9)

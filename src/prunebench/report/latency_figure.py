@@ -16,7 +16,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
+from .plotting import save_png  # noqa: E402
 
 MARKERS = ("o", "^", "s", "D", "v")  # one per device
 NOTHING = "nothing to compare: no full network of the same dataset and arch\nwas measured beside the others (or no device was available)"
@@ -57,8 +57,4 @@ def plot_latency(df: pd.DataFrame, out: str | PathLike, title: str) -> None:
         _panel(ax, shown[shown["batch"] == batch], colours, markers)
         ax.set_title(f"batch {batch}", fontsize=10)
         ax.legend(fontsize=7, frameon=False, loc="upper left")
-    fig.suptitle(f"{title}\nstructured (pruned) networks run faster; masked ones count fewer MACs but run dense kernels", fontsize=10)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=130)
-    plt.close(fig)
+    save_png(fig, out, f"{title}\nstructured (pruned) networks run faster; masked ones count fewer MACs but run dense kernels", dpi=130)

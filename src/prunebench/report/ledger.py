@@ -25,7 +25,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..errors import UserError  # noqa: E402
-from ..io import atomic_path, read_json  # noqa: E402
+from ..io import read_json  # noqa: E402
+from .plotting import save_png  # noqa: E402
 from .table import ARM_LABELS, dataset_name, display_name  # noqa: E402
 
 PASSES = 3  # forward + backward ~ 3 forward passes
@@ -155,8 +156,4 @@ def plot_ledger(df: pd.DataFrame, out: str | PathLike, title: str) -> None:
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=150)
-    plt.close(fig)
+    save_png(fig, out, title)

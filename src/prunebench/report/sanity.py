@@ -15,7 +15,6 @@ from ..checks import CHECKS
 from .table import write_csv_md
 
 COLUMNS = ["dataset", "arch", "method", "setting", "arm", "seed", *CHECKS, "failed", "model"]
-MARKS = {True: "✓", False: "✗", None: "–"}
 
 
 def build_checks_table(evals: list[dict]) -> pd.DataFrame:
@@ -47,7 +46,7 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
     if not failed.empty:
         lines += ["", "## Runs that failed a check", "", "| Run | Failed |", "|---|---|"]
         lines += [f"| {r['model']} | {r['failed']} |" for r in failed.to_dict("records")]
-    lines += ["", f"Per run in the CSV: {MARKS[True]} True, {MARKS[False]} False, empty not applicable (checks re-measured on the evaluated model file).", ""]
+    lines += ["", "Per run in the CSV: True held, False failed, empty not applicable (checks re-measured on the evaluated model file).", ""]
     return "\n".join(lines)
 
 

@@ -103,9 +103,9 @@ def _row(df: pd.DataFrame, row: str) -> pd.Series:
         return df.iloc[i - 1]
     if "model" not in df:
         raise UserError(f"--row {row!r}: this table has no model column; give a row number (1 to {len(df)})")
-    hits = df[df["model"] == row] if "model" in df else df.iloc[0:0]
+    hits = df[df["model"] == row]
     if len(hits) != 1:
-        known = ", ".join(f"{i + 1}: {m}" for i, m in enumerate(df.get("model", [])))
+        known = ", ".join(f"{i + 1}: {m}" for i, m in enumerate(df["model"]))
         what = "no row" if hits.empty else f"{len(hits)} rows"
         raise UserError(f"--row {row!r}: {what} of that model; give a row number ({known})")
     return hits.iloc[0]
