@@ -32,6 +32,7 @@ rule all:
 localrules:
     all,
     prepare_data,
+    prepare_imagenet,
     make_table,
     plot_table,
     plot_statistics,

@@ -14,7 +14,7 @@ from torchvision import transforms as T
 
 from prunebench.errors import UserError
 from prunebench.imagenet import MEAN, STD, find_imagenet, train_transform, val_transform, write_tiny_imagenet
-from prunebench.imagenet_loaders import _build, imagenet_loaders, loader_throughput
+from prunebench.imagenet_loaders import imagenet_loaders, loader_throughput, split_batches
 
 CPU = torch.device("cpu")
 SMALL = {"crop": 32, "resize": 36}  # the smoke-run input size for the 40 x 48 tiny images
@@ -191,7 +191,7 @@ def test_gpu_path_crops_as_cpu_path(data_root):
     """The GPU path's steps (bytes in workers, crop boxes from the header, batched decode and
     crop) run on the CPU here: the same pixels, up to the rounding of two resize kernels."""
     tree = data_root / "imagenet"
-    build = [_build(tree, 4, 0, 0, 0, CPU, (None, None), gpu, 32, 36) for gpu in (False, True)]
+    build = [[split_batches(tree, split, 4, 0, 0, 0, CPU, None, gpu, 32, 36) for split in ("train", "val")] for gpu in (False, True)]
     for cpu, gpu in zip(*build):
         (xc, yc), (xg, yg) = (torch.cat(t) for t in zip(*cpu)), (torch.cat(t) for t in zip(*gpu))
         assert torch.equal(yc, yg)

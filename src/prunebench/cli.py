@@ -19,6 +19,7 @@ import torch
 from . import __version__, models
 from .counting import count_macs, count_params, scratch_b_epochs
 from .data import NORMALISATIONS
+from .data_commands import imagenet_options, loader_options
 from .errors import UserError
 from .io import write_json, write_together
 from .pruning import VARIANTS
@@ -38,6 +39,20 @@ def _fractions(ctx: click.Context, param: click.Parameter, text: str) -> tuple[f
     if any(not 0 < v < 1 for v in values):
         raise click.BadParameter(f"{text!r}: each milestone is a fraction of the epochs in (0, 1), e.g. 0.5,0.75")
     return values
+
+
+def _cap(ctx: click.Context, param: click.Parameter, text: str | None) -> tuple[float, int] | None:
+    """--scratch-b-cap RATIO,EPOCHS."""
+    if not text:
+        return None
+    try:
+        ratio, epochs = text.split(",")
+        cap = (float(ratio), int(epochs))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not RATIO,EPOCHS, e.g. 2,180") from None
+    if cap[0] <= 0 or cap[1] < 1:
+        raise click.BadParameter(f"{text!r}: the ratio must be positive and the epochs at least 1")
+    return cap
 
 
 def _options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict:
@@ -76,37 +91,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Reproduce Li et al. (ICLR'17) and Rethinking the Value of Network Pruning (ICLR'19)."""
     ctx.obj = {"debug": debug}
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-
-
-# --------------------------------------------------------------------------- prepare
-@cli.command()
-@click.option("--dataset", required=True, type=click.Choice(["cifar10", "cifar100"]), help="Which dataset.")
-@click.option("--data-root", required=True, type=click.Path(file_okay=False), help="Folder holding (or receiving) the data.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Prepared uint8 tensor file to write.")
-@click.option("--download/--no-download", default=True, show_default=True, help="Download into --data-root when missing.")
-def prepare(dataset: str, data_root: str, out: str, download: bool) -> None:
-    """Find DATASET under --data-root (torchvision files, train/ and test/ class folders, or a
-    *.tar.gz of them; else download) and decode it once into --out."""
-    from .datasets import prepare as prepare_data
-
-    summary = prepare_data(dataset, data_root, out, download)
-    log.info("prepared %s from %s: %d train, %d test images -> %s", dataset, summary["source"], summary["train_x"], summary["test_x"], out)
-
-
-# --------------------------------------------------------------------------- standin
-@cli.command()
-@click.option("--dataset", required=True, type=click.Choice(["cifar10", "cifar100"]), help="Which dataset to imitate.")
-@click.option("--out-dir", required=True, type=click.Path(file_okay=False), help="Folder to write <dataset>-standin.tar.gz into.")
-@click.option("--train-per-class", default=6, show_default=True, type=click.IntRange(min=1), help="Training images per class.")
-@click.option("--test-per-class", default=3, show_default=True, type=click.IntRange(min=1), help="Test images per class.")
-def standin(dataset: str, out_dir: str, train_per_class: int, test_per_class: int) -> None:
-    """Write a small synthetic stand-in for DATASET (random images, marked as synthetic) so the
-    pipeline can run where the real data cannot be had. Its accuracies mean nothing; tables
-    built from it say so."""
-    from .datasets import make_standin
-
-    path = make_standin(dataset, out_dir, train_per_class, test_per_class)
-    log.info("synthetic stand-in for %s -> %s (never report its accuracies)", dataset, path)
 
 
 # --------------------------------------------------------------------------- describe
@@ -149,7 +133,7 @@ def _architecture(arch: str, method: str | None, setting: str | None, num_classe
 def describe(arch: str, variant: str | None, method: str | None, setting: str | None, options: dict, dataset: str, budget_epochs: int, per_layer: bool) -> None:
     """Print JSON describing an architecture (cfg, MACs, params, full-network counts, Scratch-B
     epochs) without training anything; with --per-layer, a Markdown table per layer."""
-    from .datasets import DATASETS
+    from .datasets import ALL_DATASETS as DATASETS
 
     models.check_arch(arch)
     method, setting = _method_setting(method, setting, variant)
@@ -195,6 +179,9 @@ def describe(arch: str, variant: str | None, method: str | None, setting: str | 
 @click.option("--warmup-epochs", default=0, show_default=True, type=click.IntRange(min=0), help="Epochs at --warmup-lr before --lr (SFP: 1 at 0.01).")
 @click.option("--warmup-lr", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Learning rate of the warm-up epochs.")
 @click.option("--scratch-b-budget", default="after-mask", show_default=True, type=click.Choice(("after-mask", "before-mask")), help="Scratch-B of a masked model: MACs measured after the mask is loaded, or before (the reference's bug: ratio 1).")
+@click.option("--scratch-b-steps", default="fractions", show_default=True, type=click.Choice(("fractions", "repeat")), help="Scratch-B's LR steps: at --milestones' fractions of its epochs, or every int(E x first milestone) epochs (ImageNet).")
+@click.option("--scratch-b-cap", callback=_cap, help="RATIO,EPOCHS: a MACs ratio of at least RATIO trains EPOCHS instead (ImageNet L1/ThiNet/regression: 2,180).")
+@click.option("--scratch-b-epochs", type=click.IntRange(min=1), help="Scratch-B's epochs, set instead of the budget (a released run that differs from the rule).")
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Cap on Scratch-B's budgeted epochs (a smoke scale's limit).")
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed for init, data order and augmentation.")
 @click.option("--train-subset", type=click.IntRange(min=1), help="Use a fixed random subset of N training images.")
@@ -204,6 +191,7 @@ def describe(arch: str, variant: str | None, method: str | None, setting: str | 
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS), help="fp32 keeps the papers' arithmetic; tf32/bf16 trade it for speed on GPUs.")
 @click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(COMPILE_MODES), help="torch.compile mode for the model (reduce-overhead uses CUDA graphs).")
+@imagenet_options(train=True)
 def train(**o) -> None:
     """Train one run (any arm) and write its model and metrics; resumes from its checkpoint."""
     from .runs import ArmProtocol, RunSpec, train_run
@@ -216,7 +204,7 @@ def train(**o) -> None:
     spec = RunSpec(o["arch"], o["arm"], o["seed"], method, setting, o["options"], o["init_path"], o["theta0"])
     hparams = {k: o[k] for k in ("batch_size", "test_batch_size", "momentum", "weight_decay", "precision", "sparsity", "nesterov", "normalisation")}
     hparams["compile"] = o["compile_mode"]
-    protocol = ArmProtocol(o["epochs"], o["lr"], o["milestones"], o["gamma"], o["warmup_epochs"], o["warmup_lr"], o["scratch_b_budget"] == "after-mask", o["max_epochs"])
+    protocol = ArmProtocol(o["epochs"], o["lr"], o["milestones"], o["gamma"], o["warmup_epochs"], o["warmup_lr"], o["scratch_b_budget"] == "after-mask", o["max_epochs"], o["scratch_b_steps"], o["scratch_b_cap"], o["scratch_b_epochs"])
     train_run(
         spec,
         o["data_path"],
@@ -229,6 +217,7 @@ def train(**o) -> None:
         o["train_subset"],
         o["test_subset"],
         o["scale"],
+        loader_options(o),
     )
 
 
@@ -310,14 +299,15 @@ def derive(sources: tuple[str, ...], method: str, setting: str, dataset: str, ar
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="eval.json to write.")
-def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: str, threads: int | None, out: str) -> None:
+@imagenet_options(train=False)
+def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: str, threads: int | None, out: str, **o) -> None:
     """Re-evaluate a trained model on the test set and write one table cell's worth of JSON."""
     from .runs import evaluate_run
     from .utils import choose_device
 
     if threads:
         torch.set_num_threads(threads)
-    evaluate_run(model_path, metrics_path, data_path, test_subset, choose_device(device), out)
+    evaluate_run(model_path, metrics_path, data_path, test_subset, choose_device(device), out, loader_options(o))
 
 
 # --------------------------------------------------------------------------- bench
@@ -359,11 +349,12 @@ def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc
     click.echo(markdown)
 
 
+from .data_commands import prepare, standin  # noqa: E402 (datasets: CIFAR prepared, ImageNet checked)
 from .li_commands import curve, li_report, li_table2  # noqa: E402 (Li et al.'s analyses)
 from .latency_commands import latency  # noqa: E402 (measured inference cost)
 from .report.commands import channels, check_report, checks, figure, html, kernels, ledger, stats_figure, table, trace  # noqa: E402 (the report layer)
 
-for _command in (table, figure, stats_figure, channels, kernels, trace, checks, html, check_report, ledger, curve, li_table2, li_report, latency):
+for _command in (prepare, standin, table, figure, stats_figure, channels, kernels, trace, checks, html, check_report, ledger, curve, li_table2, li_report, latency):
     cli.add_command(_command)
 
 

@@ -38,7 +38,8 @@ def check(config: dict[str, Any], schema_path: str | os.PathLike) -> dict[str, A
     scale = config["scale"]
     if scale not in config["scales"]:
         raise UserError(f"config: scale {scale!r} is not defined under scales; choose one of {', '.join(config['scales'])}")
-    from .studies import check as check_studies  # the registries: models, methods, datasets
+    from .studies import check as check_studies, check_targets  # the registries: models, methods, datasets
 
     check_studies(config)
+    check_targets(config)
     return config

@@ -1,4 +1,5 @@
-"""MACs and parameters, counted by PyTorch's own FLOP counter on one 32x32 image.
+"""MACs and parameters, counted by PyTorch's own FLOP counter on one image of the model's input
+size (its ``image_size`` attribute: 224 for the ImageNet models, else CIFAR's 32).
 
 ``macs`` are multiply-accumulates of convolutions and linear layers, what Li et al. call
 FLOP (VGG-16 3.13e8, ResNet-56 1.25e8, ResNet-110 2.53e8). The Rethinking reference counter
@@ -24,13 +25,18 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters()) - removed
 
 
+def input_size(model: nn.Module, image_size: int | None = None) -> int:
+    """The side of the image a model is counted on: ``image_size``, else the model's own."""
+    return image_size or getattr(model, "image_size", 32)
+
+
 def scratch_b_epochs(epochs: int, macs_full: int, macs_pruned: int) -> int:
     """Scratch-B: the full network's training budget in MACs, spent on the pruned one."""
     return int(epochs * macs_full / macs_pruned)
 
 
 @torch.no_grad()
-def _measure(model: nn.Module, image_size: int) -> tuple[int, dict[str, int]]:
+def _measure(model: nn.Module, image_size: int | None) -> tuple[int, dict[str, int]]:
     """One eval-mode forward pass of a blank image: the dense MACs (PyTorch's FLOP counter) and
     the output positions (H_out x W_out) of every conv, by the name of its weight."""
     positions = {}
@@ -41,7 +47,8 @@ def _measure(model: nn.Module, image_size: int) -> tuple[int, dict[str, int]]:
     ]
     was_training = model.training
     model.eval()
-    x = torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device)
+    side = input_size(model, image_size)
+    x = torch.zeros(1, 3, side, side, device=next(model.parameters()).device)
     try:
         with FlopCounterMode(display=False) as counter:
             model(x)
@@ -52,12 +59,12 @@ def _measure(model: nn.Module, image_size: int) -> tuple[int, dict[str, int]]:
     return counter.get_total_flops() // 2, positions
 
 
-def conv_positions(model: nn.Module, image_size: int = 32) -> dict[str, int]:
+def conv_positions(model: nn.Module, image_size: int | None = None) -> dict[str, int]:
     """Output positions (H_out x W_out) of every conv, by the name of its weight."""
     return _measure(model, image_size)[1]
 
 
-def count_macs(model: nn.Module, image_size: int = 32, sparse: bool | None = None) -> int:
+def count_macs(model: nn.Module, image_size: int | None = None, sparse: bool | None = None) -> int:
     """Multiply-accumulates of one forward pass of one image (conv + linear). ``sparse`` (default:
     whether the model is masked) leaves out the products of zero conv weights."""
     if sparse is None:
@@ -69,7 +76,7 @@ def count_macs(model: nn.Module, image_size: int = 32, sparse: bool | None = Non
     return dense - sum(int((masks.effective(convs[k]) == 0).sum()) * n for k, n in positions.items())
 
 
-def count_macs_by_mask(model: nn.Module, image_size: int = 32) -> int:
+def count_macs_by_mask(model: nn.Module, image_size: int | None = None) -> int:
     """MACs of a masked model from its masks rather than its weights: the second count of the
     per-run checks, equal to ``count_macs`` unless a kept weight is exactly zero."""
     dense, positions = _measure(model, image_size)
@@ -77,7 +84,7 @@ def count_macs_by_mask(model: nn.Module, image_size: int = 32) -> int:
 
 
 @torch.no_grad()
-def per_layer(model: nn.Module, image_size: int = 32) -> list[dict]:
+def per_layer(model: nn.Module, image_size: int | None = None) -> list[dict]:
     """Every conv and linear layer in forward order (Li et al. Table 2's rows): its input map size,
     output maps (or features), MACs and parameters (weight and bias) for one image. Dense counts:
     masks are not taken into account."""
@@ -103,7 +110,8 @@ def per_layer(model: nn.Module, image_size: int = 32) -> list[dict]:
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device))
+        side = input_size(model, image_size)
+        model(torch.zeros(1, 3, side, side, device=next(model.parameters()).device))
     finally:
         for h in handles:
             h.remove()

@@ -63,6 +63,32 @@ class Data:
         self.standin = bool(blob.get("standin", False))
         self.train_x, self.train_y = fixed_subset(blob["train_x"], blob["train_y"], train_subset, "train")
         self.test_x, self.test_y = fixed_subset(blob["test_x"], blob["test_y"], test_subset, "test")
+        self.loader = {}  # how batches are made, beyond the hyperparameters: nothing to choose on CIFAR
+
+    @property
+    def train_images(self) -> int:
+        return len(self.train_x)
+
+    @property
+    def test_images(self) -> int:
+        return len(self.test_x)
+
+    def train_batches(self, batch_size: int, device: torch.device, stats, seed: int, rank: int = 0, world: int = 1) -> "TrainBatches":
+        return TrainBatches(self.train_x, self.train_y, batch_size, device, stats, seed, rank, world)
+
+    def test_batches(self, batch_size: int, device: torch.device, stats, rank: int = 0, world: int = 1) -> Iterator:
+        return eval_batches(self.test_x, self.test_y, batch_size, device, stats, rank, world)
+
+
+def open_data(path: str | os.PathLike, train_subset: int | None = None, test_subset: int | None = None, **loader):
+    """The data a run trains on: a prepared CIFAR file, or ImageNet's manifest (``prepare
+    --dataset imagenet``), whose ``loader`` options (crop, resize, workers, decoder) say how its
+    images become batches."""
+    if str(path).endswith(".json"):
+        from .imagenet_data import ImageNetData  # reads its tree through the loaders, which use this module
+
+        return ImageNetData(path, train_subset, test_subset, **loader)
+    return Data(path, train_subset, test_subset)
 
 
 def _prepared_problem(blob) -> str | None:
@@ -115,11 +141,29 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
-class TrainBatches:
-    """Augmented training batches served from uint8 images kept on ``device``."""
+def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
+    """[start, stop) of process ``rank``'s contiguous share of ``n`` items split over ``world``
+    (numpy's array_split: the first n % world shares hold one more)."""
+    size, extra = divmod(n, world)
+    start = rank * size + min(rank, extra)
+    return start, start + size + (rank < extra)
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device, stats=(MEAN, STD)):
+
+def global_batches(n: int, batch_size: int, world: int) -> range:
+    """Starts of an epoch's global batches; with several processes a last batch smaller than
+    ``world`` is dropped, since every process must take part in every step."""
+    stop = n if world == 1 else n - (n % batch_size if n % batch_size < world else 0)
+    return range(0, stop, batch_size)
+
+
+class TrainBatches:
+    """Augmented training batches served from uint8 images kept on ``device``. With ``world``
+    processes (data-parallel training), process ``rank`` yields its share of every global batch
+    of ``batch_size``; every process draws the same epoch from (seed, epoch)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device, stats=(MEAN, STD), seed: int = 0, rank: int = 0, world: int = 1):
         self.n, self.batch_size, self.device = len(x), batch_size, device
+        self.seed, self.rank, self.world = seed, rank, world
         # Zero-pad the raw pixels once: padded pixels are black before normalisation, as in PIL.
         self.padded = torch.nn.functional.pad(x.to(device), (0, 0, PAD, PAD, PAD, PAD))  # N, 40, 40, 3
         self.y = y.to(device)
@@ -143,16 +187,25 @@ class TrainBatches:
         cols = torch.where(flips[:, None], offsets[:, 1:] + 31 - self.ar, offsets[:, 1:] + self.ar)
         return self.padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
 
-    def epoch(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch_batches(self, epoch: int, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's batches of ``epoch`` after the first ``skip`` (a resumed epoch's): the
+        same for a fresh and a resumed run."""
+        return self.epoch(epoch_generator(self.seed, epoch), skip)
+
+    def epoch(self, generator: torch.Generator, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order, offsets, flips = (t.to(self.device) for t in self.draw(generator))
-        for start in range(0, self.n, self.batch_size):
-            sl = slice(start, start + self.batch_size)
+        for start in global_batches(self.n, self.batch_size, self.world)[skip:]:
+            lo, hi = shard_bounds(min(self.batch_size, self.n - start), self.rank, self.world)
+            sl = slice(start + lo, start + hi)
             idx = order[sl]
             x = self.crop_flip(idx, offsets[sl], flips[sl])
             yield _normalise(x, self.mean, self.std), self.y[idx]
 
 
-def eval_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device, stats=(MEAN, STD)) -> Iterator:
+def eval_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device, stats=(MEAN, STD), rank: int = 0, world: int = 1) -> Iterator:
+    """Normalised test batches in order; with ``world`` processes, process ``rank``'s share of the set."""
+    lo, hi = shard_bounds(len(x), rank, world)
+    x, y = x[lo:hi], y[lo:hi]
     mean, std = torch.tensor(stats[0], device=device), torch.tensor(stats[1], device=device)
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size].to(device, non_blocking=True)

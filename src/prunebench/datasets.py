@@ -23,7 +23,10 @@ from PIL import Image
 from .errors import UserError
 from .io import atomic_path, exclusive_lock, load_torch, save_torch
 
-DATASETS = {"cifar10": 10, "cifar100": 100}
+DATASETS = {"cifar10": 10, "cifar100": 100}  # prepared into one tensor file (prepare)
+# Every dataset a study may name, with its classes: ImageNet is read from its ImageFolder tree
+# (imagenet_data), never prepared into a tensor file nor downloaded.
+ALL_DATASETS = {**DATASETS, "imagenet": 1000}
 TORCHVISION_DIRS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 # torchvision's pickle files: (train files, test files, meta file, class-names key, labels key)
 TORCHVISION_FILES = {

@@ -44,7 +44,7 @@ from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from .data import epoch_generator, fixed_subset
+from .data import epoch_generator, fixed_subset, global_batches, shard_bounds
 from .errors import UserError
 from .imagenet import (
     CROP,
@@ -68,20 +68,25 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0])
 
 
-class _EpochSampler(Sampler):
-    """(position, epoch) keys: for training a permutation drawn from (seed, epoch), else in order."""
+class _EpochBatches(Sampler):
+    """Batches of (position, epoch) keys: for training a permutation drawn from (seed, epoch), else
+    in order; process ``rank`` of ``world`` gets its contiguous share of every global batch of
+    ``batch_size`` (``data.shard_bounds``), from global batch ``skip`` on (a resumed epoch)."""
 
-    def __init__(self, n: int, seed: int, epoch: int, shuffle: bool):
+    def __init__(self, n: int, seed: int, epoch: int, shuffle: bool, batch_size: int, rank: int = 0, world: int = 1):
         self.n, self.seed, self.epoch, self.shuffle = n, seed, epoch, shuffle
+        self.batch_size, self.rank, self.world, self.skip = batch_size, rank, world, 0
 
     def __len__(self) -> int:
-        return self.n
+        return len(global_batches(self.n, self.batch_size, self.world)[self.skip :])
 
     def __iter__(self):
         order = range(self.n)
         if self.shuffle:
             order = torch.randperm(self.n, generator=epoch_generator(self.seed, self.epoch)).tolist()
-        return iter([(position, self.epoch) for position in order])
+        for start in global_batches(self.n, self.batch_size, self.world)[self.skip :]:
+            lo, hi = shard_bounds(min(self.batch_size, self.n - start), self.rank, self.world)
+            yield [(position, self.epoch) for position in order[start + lo : start + hi]]
 
 
 class _SeededImages(Dataset):
@@ -176,20 +181,28 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 class ImageNetBatches:
     """One split's batches on ``device``: (normalised float N x 3 x crop x crop, int64 labels).
     ``set_epoch(e)`` makes the next pass epoch e's order and augmentation; ``classes`` are the
-    class folder names, label i being ``classes[i]``."""
+    class folder names, label i being ``classes[i]``. ``n`` counts the split's images, over
+    every process."""
 
-    def __init__(self, loader: DataLoader, sampler: _EpochSampler, finish, classes: list[str], device: torch.device):
+    def __init__(self, loader: DataLoader, sampler: _EpochBatches, finish, classes: list[str], device: torch.device):
         self.loader, self.sampler, self.finish, self.classes, self.device = loader, sampler, finish, classes, device
 
     def __len__(self) -> int:
         return len(self.loader)
 
     @property
-    def images(self) -> int:
-        return len(self.sampler)
+    def n(self) -> int:
+        return self.sampler.n
 
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.epoch = epoch
+    images = n
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.sampler.epoch, self.sampler.skip = epoch, skip
+
+    def epoch_batches(self, epoch: int, skip: int = 0):
+        """Epoch ``epoch``'s batches after the first ``skip``, as :class:`.data.TrainBatches` gives them."""
+        self.set_epoch(epoch, skip)
+        return iter(self)
 
     def __iter__(self):
         for x, y in self.loader:
@@ -209,6 +222,8 @@ def imagenet_loaders(
     decoder: str = "auto",
     crop: int = CROP,
     resize: int = RESIZE,
+    rank: int = 0,
+    world: int = 1,
 ) -> tuple[ImageNetBatches, ImageNetBatches]:
     """(train, val) batches of the ImageNet tree under ``root`` (a data_root, see find_imagenet).
 
@@ -216,7 +231,8 @@ def imagenet_loaders(
     batches are in ImageFolder order. ``*_subset`` keeps a fixed random subset of that many
     images (as on CIFAR). ``decoder`` is "cpu", "gpu" or "auto" (see the module notes); ``crop``
     and ``resize`` default to the protocol's 224 and 256 (smoke runs shrink them). Workers, when
-    ``workers`` > 0, persist across epochs.
+    ``workers`` > 0, persist across epochs. Process ``rank`` of ``world`` gets its share of
+    every global batch of ``batch_size`` (data-parallel training).
     """
     device = torch.device(device)
     check_count("batch_size", batch_size)
@@ -226,7 +242,11 @@ def imagenet_loaders(
     check_count("crop", crop)
     check_count("resize", resize, least=crop)
     gpu = _gpu_decoding(decoder, device)
-    return _build(find_imagenet(root), batch_size, workers, seed, epoch, device, (train_subset, val_subset), gpu, crop, resize)
+    tree = find_imagenet(root)
+    return tuple(
+        split_batches(tree, split, batch_size, workers, seed, epoch, device, subset, gpu, crop, resize, rank, world)
+        for split, subset in zip(SPLITS, (train_subset, val_subset))
+    )
 
 
 def _gpu_decoding(decoder: str, device: torch.device) -> bool:
@@ -259,33 +279,30 @@ def _nvjpeg_works(device: torch.device) -> bool:
         return False
 
 
-def _build(tree: Path, batch_size, workers, seed, epoch, device, subsets, gpu: bool, crop: int, resize: int):
-    batches = []
-    for split, subset in zip(SPLITS, subsets):
-        train = split == "train"
-        folder = ImageFolder(str(tree / split))
-        every = torch.arange(len(folder))
-        indices = fixed_subset(every, every, subset, split)[0].tolist()  # the CIFAR rule: fixed (seed 0), file order
-        if gpu:
-            load, collate = _Encoded(train), _collate_encoded
-            finish = functools.partial(_decode_crop, device=device, train=train, crop=crop, resize=resize)
-        else:
-            transform = train_transform(crop, normalise=False) if train else val_transform(crop, resize, normalise=False)
-            load, collate = _Decoded(transform), default_collate
-            finish = functools.partial(_to_device, device=device)
-        sampler = _EpochSampler(len(indices), seed, epoch, shuffle=train)
-        loader = DataLoader(
-            _SeededImages(folder.samples, indices, load, seed),
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=workers,
-            collate_fn=collate,
-            pin_memory=device.type == "cuda" and not gpu,
-            persistent_workers=workers > 0,
-            generator=torch.Generator().manual_seed(seed),
-        )
-        batches.append(ImageNetBatches(loader, sampler, finish, folder.classes, device))
-    return tuple(batches)
+def split_batches(tree: Path, split: str, batch_size, workers, seed, epoch, device, subset, gpu: bool, crop: int, resize: int, rank: int = 0, world: int = 1) -> ImageNetBatches:
+    """The batches of one split of the checked tree (arguments as :func:`imagenet_loaders`'s)."""
+    train = split == "train"
+    folder = ImageFolder(str(tree / split))
+    every = torch.arange(len(folder))
+    indices = fixed_subset(every, every, subset, split)[0].tolist()  # the CIFAR rule: fixed (seed 0), file order
+    if gpu:
+        load, collate = _Encoded(train), _collate_encoded
+        finish = functools.partial(_decode_crop, device=device, train=train, crop=crop, resize=resize)
+    else:
+        transform = train_transform(crop, normalise=False) if train else val_transform(crop, resize, normalise=False)
+        load, collate = _Decoded(transform), default_collate
+        finish = functools.partial(_to_device, device=device)
+    sampler = _EpochBatches(len(indices), seed, epoch, train, batch_size, rank, world)
+    loader = DataLoader(
+        _SeededImages(folder.samples, indices, load, seed),
+        batch_sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda" and not gpu,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return ImageNetBatches(loader, sampler, finish, folder.classes, device)
 
 
 # --------------------------------------------------------------------------- benchmark

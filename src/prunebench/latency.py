@@ -22,17 +22,16 @@ from torch.nn.utils import prune as torch_prune
 
 from . import masks, models
 from .checkpoints import load_model
-from .counting import count_macs, count_params
+from .counting import count_macs, count_params, input_size
 from .provenance import device_name
 
 KINDS = ("full", "pruned", "masked")
 # A trained dense network has practically no exact-zero conv weights (about one in ten million);
 # SFP's soft arm zeroes whole filters without attaching masks. 1 % zeros marks a masked network.
 ZERO_SHARE = 0.01
-IMAGE = (3, 32, 32)
 COLUMNS = [
     "path", "dataset", "arch", "model", "kind", "macs_dense", "macs", "macs_full", "mac_reduction", "params",
-    "batch", "device", "device_name", "threads", "warmup", "repeats",
+    "batch", "image_size", "device", "device_name", "threads", "warmup", "repeats",
     "latency_ms_median", "latency_ms_min", "throughput_ips", "speedup_vs_full",
 ]  # fmt: skip
 
@@ -56,8 +55,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(model: nn.Module, batch_size: int, device: str | torch.device = "cpu", warmup: int = 1, repeats: int = 5, threads: int | None = None) -> dict:
-    """Time ``repeats`` eval-mode forward passes of a random CIFAR-size batch (after ``warmup``
+def measure(model: nn.Module, batch_size: int, device: str | torch.device = "cpu", warmup: int = 1, repeats: int = 5, threads: int | None = None, image_size: int | None = None) -> dict:
+    """Time ``repeats`` eval-mode forward passes of a random batch of ``image_size`` images (default:
+    the model's own input size, 32 on CIFAR, 224 on ImageNet; after ``warmup``
     untimed ones) under ``torch.inference_mode`` on ``device`` (the model is moved there).
 
     Timed by hand (``perf_counter`` with ``torch.cuda.synchronize`` around every pass) rather than
@@ -68,7 +68,8 @@ def measure(model: nn.Module, batch_size: int, device: str | torch.device = "cpu
     """
     device = torch.device(device)
     model = model.to(device).eval()
-    x = torch.randn(batch_size, *IMAGE, generator=torch.Generator().manual_seed(0)).to(device)
+    side = input_size(model, image_size)
+    x = torch.randn(batch_size, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device)
     times = []
     with _threads(threads), torch.inference_mode():
         for _ in range(warmup):
@@ -83,6 +84,7 @@ def measure(model: nn.Module, batch_size: int, device: str | torch.device = "cpu
     median = statistics.median(times)
     return {
         "batch": batch_size,
+        "image_size": side,
         "device": str(device),
         "device_name": name,
         "threads": used,

@@ -39,7 +39,7 @@ def _repeats(batch: int, repeats: int | None) -> int:
     return repeats if repeats is not None else DEFAULT_REPEATS.get(batch, 3)
 
 
-def _measure_all(described: list[dict], devices, batches, warmup, repeats, threads) -> list[dict]:
+def _measure_all(described: list[dict], devices, batches, warmup, repeats, threads, image_size=None) -> list[dict]:
     """Time every model on every device at every batch size, one model in memory at a time."""
     from .latency import dense_model, measure
 
@@ -49,7 +49,7 @@ def _measure_all(described: list[dict], devices, batches, warmup, repeats, threa
         for device in devices:
             done = []
             for batch in batches:
-                m = measure(model, batch, device, warmup, _repeats(batch, repeats), threads)
+                m = measure(model, batch, device, warmup, _repeats(batch, repeats), threads, image_size)
                 rows.append({**info, **{k: v for k, v in m.items() if k != "times_ms"}})
                 done.append(f"batch {batch} {m['latency_ms_median']:.2f} ms")
             log.info("latency %d/%d %s (%s) on %s: %s", i, len(described), info["model"], info["kind"], device, ", ".join(done))
@@ -64,11 +64,12 @@ def _measure_all(described: list[dict], devices, batches, warmup, repeats, threa
 @click.option("--warmup", default=1, show_default=True, type=click.IntRange(min=0), help="Untimed forward passes before timing.")
 @click.option("--repeats", type=click.IntRange(min=1), help="Timed forward passes per model, batch and device [default: 5 at batch 1, 3 otherwise].")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch [default: torch's].")
+@click.option("--image-size", type=click.IntRange(min=8), help="Side of the timed images [default: the model's input, 32 on CIFAR, 224 on ImageNet].")
 @click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="CSV to write.")
 @click.option("--md", "md_path", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
 @click.option("--figure", "figure_path", type=click.Path(dir_okay=False), help="Also draw speedup against MAC reduction (PNG).")
 @click.option("--title", default="Inference cost: measured latency beside counted MACs", show_default=True, help="Title of the table and figure.")
-def latency(model_paths, batches, device_names, warmup, repeats, threads, csv_path, md_path, figure_path, title) -> None:
+def latency(model_paths, batches, device_names, warmup, repeats, threads, image_size, csv_path, md_path, figure_path, title) -> None:
     """Time eval-mode forward passes of model.pt files (MODELS: full, physically pruned and masked
     networks) and compare each with the full network of its dataset and arch."""
     from . import latency as L
@@ -80,7 +81,7 @@ def latency(model_paths, batches, device_names, warmup, repeats, threads, csv_pa
     L.unique_labels(described)
     for name in missing:
         log.warning("device %s is not available on this machine (CUDA GPUs: %d); skipped", name, torch.cuda.device_count())
-    rows = _measure_all(described, devices, sorted(set(batches)), warmup, repeats, threads)
+    rows = _measure_all(described, devices, sorted(set(batches)), warmup, repeats, threads, image_size)
     df = L.table(rows)
     elapsed = time.time() - started
     notes = [f"Measured with `{provenance()['command']}` (torch {torch.__version__}, warm-up passes: {warmup}) in {elapsed:.0f} s."]

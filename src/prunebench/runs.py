@@ -21,11 +21,12 @@ from . import masks, methods, models
 from .checkpoints import load_model, save_model, weights_sha256
 from .checks import failed, kernel_patterns, mask_checks, mask_layers, physical_checks, run_checks
 from .counting import count_macs, count_macs_by_mask, count_params, scratch_b_epochs
-from .data import Data, trained_mean_std
+from . import distributed
+from .data import Data, open_data, trained_mean_std
 from .errors import UserError
 from .io import read_json, sha256, write_json, write_together
 from .provenance import config_sha256, device_name, provenance
-from .train import Hparams, Schedule, evaluate, fit
+from .train import Hparams, Schedule, evaluate_batches, fit
 
 log = logging.getLogger("prunebench")
 ARMS = ("base",) + methods.ARMS
@@ -62,6 +63,32 @@ class ArmProtocol:
     # or before, as the reference's cifar_B.py does (False: the ratio is 1).
     budget_after_mask: bool = True
     max_epochs: int | None = None  # a scale's cap on Scratch-B's budget (smoke runs), None: none
+    # Scratch-B's rule (PROTOCOLS-IMAGENET 1.2): "fractions" puts the milestones at the same
+    # fractions of its epochs (CIFAR); "repeat" decays every int(E x first milestone) epochs, so a
+    # fourth LR stage appears when E is not a multiple of 3 (the ImageNet main_B.py scripts).
+    # cap (ratio, epochs): a MACs ratio of at least ratio trains epochs instead (the L1, ThiNet and
+    # regression folders: r >= 2 -> 180 epochs). epochs: a fixed count (a released run's).
+    scratch_b_steps: str = "fractions"
+    scratch_b_cap: tuple[float, int] | None = None
+    scratch_b_epochs: int | None = None
+
+    def scratch_b(self, macs_full: int, macs: int) -> tuple[int, tuple[int, ...], str]:
+        """(epochs, milestone epochs, how) of Scratch-B for a network of ``macs`` against ``macs_full``."""
+        ratio = macs_full / macs
+        if self.scratch_b_epochs is not None:
+            epochs, how = self.scratch_b_epochs, f"{self.scratch_b_epochs} set by the study (the rule gives {scratch_b_epochs(self.epochs, macs_full, macs)})"
+        elif self.scratch_b_cap is not None and ratio >= self.scratch_b_cap[0]:
+            epochs, how = self.scratch_b_cap[1], f"{self.scratch_b_cap[1]}: MACs ratio {ratio:.4f} >= {self.scratch_b_cap[0]:g}"
+        else:
+            epochs = scratch_b_epochs(self.epochs, macs_full, macs)
+            how = f"int({self.epochs} x {macs_full} / {macs} MACs)"
+        return epochs, self.milestone_epochs(epochs), how
+
+    def milestone_epochs(self, epochs: int, scratch_b: bool = True) -> tuple[int, ...]:
+        if scratch_b and self.scratch_b_steps == "repeat" and self.milestones:
+            step = max(1, int(epochs * self.milestones[0]))
+            return tuple(range(step, epochs, step))
+        return tuple(int(f * epochs) for f in self.milestones)
 
 
 def _check_spec(spec: RunSpec) -> None:
@@ -148,7 +175,10 @@ def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, di
             masks.scratch_init(model)
         return model, options, inputs, spec
     else:
-        cfg = methods.get(spec.method).scratch_cfg(spec.arch, spec.setting)
+        method = methods.get(spec.method)
+        cfg = method.scratch_cfg(spec.arch, spec.setting)
+        if method.scratch_options:
+            options = models.check_options(spec.arch, {**options, **method.scratch_options(spec.arch, spec.setting)})
     return models.build(spec.arch, cfg, num_classes, **options), options, inputs, spec
 
 
@@ -164,47 +194,63 @@ def train_run(
     train_subset: int | None = None,
     test_subset: int | None = None,
     scale: str = "custom",
+    loader: dict | None = None,
 ) -> dict:
     """Train one run and write ``model_out`` and ``metrics_out`` together; resume from the
-    checkpoint (default: ``checkpoint.pt`` beside ``model_out``) if one matches."""
+    checkpoint (default: ``checkpoint.pt`` beside ``model_out``) if one matches. ``loader``:
+    ImageNet's options (crop, resize, workers, decoder; see :class:`.imagenet_data.ImageNetData`).
+
+    Launched by torchrun, the run trains data-parallel over its processes (:mod:`.distributed`)
+    and rank 0 writes the files; the others return None."""
     from .utils import seed_everything
 
     started = time.time()
-    data = Data(data_path, train_subset, test_subset)
+    ctx = distributed.from_env()
+    data = open_data(data_path, train_subset, test_subset, **(loader or {}))
+    device = distributed.start(ctx, device)
+    if not ctx.main:
+        logging.getLogger("prunebench").setLevel(logging.WARNING)  # one progress log: rank 0's
     seed_everything(spec.seed)
     model, options, inputs, spec = starting_model(spec, data.num_classes)
     inputs = {"data": {"path": data_path, "sha256": sha256(data_path)}, **inputs}
     init_hash = weights_sha256(model)  # theta_0 as trained from, before the first step
-    full = models.build(spec.arch, None, data.num_classes, **options)
+    own_options = spec.arm not in ("base", "finetune", "soft") and methods.get(spec.method).scratch_options
+    full = models.build(spec.arch, None, data.num_classes, **(models.check_options(spec.arch, spec.options) if own_options else options))
     # A masked network's architecture is its masks: a kept weight that happens to start at exactly 0
     # (theta_0 or a fresh draw) is still trained, so it counts (evaluate's macs_agree checks this).
     macs = count_macs_by_mask(model) if masks.is_masked(model) else count_macs(model)
     params, macs_full, params_full = count_params(model), count_macs(full), count_params(full)
-    epochs = protocol.epochs
+    epochs, milestones = protocol.epochs, protocol.milestone_epochs(protocol.epochs, scratch_b=False)
     if spec.arm == "scratch-b":
         budget_macs = macs if protocol.budget_after_mask else count_macs(model, sparse=False)
-        epochs = scratch_b_epochs(protocol.epochs, macs_full, budget_macs)
-        log.info("scratch-b: %d epochs = int(%d x %d / %d MACs)", epochs, protocol.epochs, macs_full, budget_macs)
+        epochs, milestones, how = protocol.scratch_b(macs_full, budget_macs)
+        log.info("scratch-b: %d epochs = %s, LR steps at %s", epochs, how, list(milestones))
         if protocol.max_epochs is not None and epochs > protocol.max_epochs:
             epochs = protocol.max_epochs
+            milestones = protocol.milestone_epochs(epochs)
             log.info("scratch-b: capped at %d epochs by --max-epochs (the scale's limit, not the protocol)", epochs)
     if hparams.get("sparsity") and spec.arm != "base":
         raise UserError("--sparsity trains a base model for network slimming; drop it for the other arms")
     if spec.arm == "soft":
         hparams = {**hparams, "soft_keep": float(spec.setting)}
     warmup = {"warmup_epochs": protocol.warmup_epochs, "warmup_lr": protocol.warmup_lr}
-    schedule = Schedule.fractional(epochs, protocol.lr, protocol.milestones, protocol.gamma, **warmup)
+    schedule = Schedule(epochs, protocol.lr, milestones, protocol.gamma, **warmup)
     hp = Hparams(schedule=schedule, seed=spec.seed, **hparams)
     masked_before = masks.sparsity(model) if masks.is_masked(model) else None
     ckpt = Path(checkpoint or Path(model_out).with_name("checkpoint.pt"))
     run = spec.describe(data.dataset, scale)
-    log.info("train %s on %s (%d images), %d epochs, device %s", run, data.dataset, len(data.train_x), epochs, device)
-    result = fit(model, data, hp, device, ckpt)
+    log.info("train %s on %s (%d images), %d epochs, device %s%s", run, data.dataset, data.train_images, epochs, device, f" x {ctx.world} processes" if ctx.world > 1 else "")
+    try:
+        result = fit(model, data, hp, device, ckpt, ctx)
+    finally:
+        distributed.finish(ctx)
+    if not ctx.main:
+        return None
     checks = mask_checks(model, masked_before) if masked_before is not None or spec.arm == "soft" else None
     if spec.arm == "soft":  # the final zero pattern is the pruned architecture
         macs = checks["macs_nonzero"]
         params -= checks["conv_weights"] - checks["nonzero_after"]
-    resolved = {"run": run, "epochs": epochs, "hparams": hp.as_dict(), "options": options, "inputs": inputs, "train_subset": train_subset, "test_subset": test_subset}
+    resolved = {"run": run, "epochs": epochs, "hparams": hp.as_dict(), "options": options, "inputs": inputs, "train_subset": train_subset, "test_subset": test_subset, **({"loader": data.loader} if data.loader else {})}
     metrics = {
         "run": run,
         **{k: result[k] for k in ("final_accuracy", "best_accuracy", "best_epoch")},
@@ -216,7 +262,8 @@ def train_run(
         "options": options,
         "init_sha256": init_hash,
         "hparams": hp.as_dict(),
-        "data": {"train_images": len(data.train_x), "test_images": len(data.test_x), "standin": data.standin},
+        "data": {"train_images": data.train_images, "test_images": data.test_images, "standin": data.standin, **data.loader},
+        "processes": ctx.world,
         "inputs": inputs,
         "device": device_name(device),
         "train_seconds": result["train_seconds"],
@@ -341,8 +388,9 @@ def init_run(base_path: str, metrics_path: str, out: str) -> dict:
 METRICS_KEYS = ("best_accuracy", "final_accuracy", "macs", "params", "macs_full", "params_full", "epochs")
 
 
-def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: torch.device, out: str) -> dict:
-    """Re-evaluate a trained model on the test set; write one table cell's worth of JSON."""
+def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: torch.device, out: str, loader: dict | None = None) -> dict:
+    """Re-evaluate a trained model on the test set (ImageNet: at the crop and resize it trained
+    with; ``loader`` may set workers and decoder); write one table cell's worth of JSON."""
     model, meta = load_model(model_path)
     metrics = read_json(metrics_path)
     if not isinstance(metrics, dict) or not isinstance(metrics.get("run"), dict):
@@ -352,11 +400,13 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
     missing = [k for k in METRICS_KEYS if k not in metrics]
     if missing:
         raise UserError(f"{metrics_path} lacks {', '.join(missing)}; it is incomplete or from another version, rerun the training")
-    data = Data(data_path, None, test_subset)
+    trained = metrics.get("data") if isinstance(metrics.get("data"), dict) else {}
+    data = open_data(data_path, None, test_subset, **({k: trained[k] for k in ("crop", "resize") if k in trained} | (loader or {})))
     hparams = metrics.get("hparams") if isinstance(metrics.get("hparams"), dict) else {}
     stats = trained_mean_std(hparams, data.dataset)
     checks = run_checks(model, metrics)
-    test = evaluate(model.to(device), data.test_x, data.test_y, 1000, device, stats)
+    batch = 1000 if isinstance(data, Data) else 250  # ImageNet: 224x224 images
+    test = evaluate_batches(model.to(device), data.test_batches(batch, device, stats), data.test_images, device)
     result = {
         "run": meta["run"],
         "accuracy": {"best": metrics["best_accuracy"], "final": metrics["final_accuracy"], "evaluated": test["accuracy"]},

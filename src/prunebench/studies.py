@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from . import analyses, methods, models
-from .datasets import DATASETS
+from .datasets import ALL_DATASETS
 from .errors import UserError, config_check, config_known
 from .utils import thin
 
@@ -44,11 +44,16 @@ def family(arch: str) -> str:
     return re.match(r"[a-z]+", arch).group(0)
 
 
+def sparsity_of(sparsity: dict, arch: str) -> float | None:
+    """Network slimming's penalty for ``arch``: its own entry (vgg11_slimming), else its family's."""
+    return sparsity.get(arch, sparsity.get(family(arch)))
+
+
 def base_tag(method: str, arch: str, options: dict, sparsity: dict, protocol: str | None = None) -> str:
     """How the base of ``arch`` is trained for ``method``, as a path segment: ``plain`` or
     ``sparsity<s>``, then ``+protocol=<name>`` for a named protocol, then non-default options."""
     m = methods.get(method)
-    tag = f"sparsity{sparsity[family(arch)]:g}" if m.base == "sparsity" else "plain"
+    tag = f"sparsity{sparsity_of(sparsity, arch):g}" if m.base == "sparsity" else "plain"
     if protocol:
         tag += f"+{PROTOCOL_KEY}={protocol}"
     defaults = models.default_options(arch)
@@ -99,6 +104,18 @@ def study_protocols(study: dict) -> list[str | None]:
     return [None if n in (None, DEFAULT_PROTOCOL) else n for n in names]
 
 
+def row_protocol(study: dict, arch: str, proto: str | None) -> str | None:
+    """The protocol of an arch's rows: its ``protocol_by_arch`` entry (the ImageNet VGGs without
+    BatchNorm train at LR 0.01, SSS's ResNets under their own), else the study's."""
+    name = study.get("protocol_by_arch", {}).get(arch, proto)
+    return None if name == DEFAULT_PROTOCOL else name
+
+
+def all_protocols(study: dict) -> list[str | None]:
+    """Every protocol some row of the study runs under."""
+    return list(dict.fromkeys(study_protocols(study) + [row_protocol(study, a, None) for a in study.get("protocol_by_arch", {})]))
+
+
 def study_arms(study: dict) -> tuple[str, ...]:
     """The study's arms, by default its (first) method's."""
     if "analyses" in study:
@@ -126,7 +143,7 @@ def rows(config: dict, name: str) -> list[Row]:
             for dataset, archs in models_.items():
                 for arch, settings in archs.items():
                     options = study.get("options", {}).get(arch, {})
-                    tag = base_tag(method, arch, options, config["sparsity"], proto)
+                    tag = base_tag(method, arch, options, config["sparsity"], row_protocol(study, arch, proto))
                     chosen = list(settings)[:keep] if chained and keep else thin(list(settings), keep)
                     out += [Row(dataset, arch, setting_text(s), tag, method) for s in chosen]
     return out
@@ -164,7 +181,13 @@ def check(config: dict) -> None:
             if m.chained and m.prune_from == "finetune" and study.get("finetune_epochs", protocol_epochs) != protocol_epochs:
                 raise UserError(f"config: {where}: {method} prunes each step's fine-tuned run, which trains protocol.arms.finetune.epochs; set the retraining length there instead of finetune_epochs")
         protocols = tuple(config.get("protocols", {}))
-        for proto in study_protocols(study):
+        for arch in study.get("protocol_by_arch", {}):
+            config_known(f"{where}.protocol_by_arch", arch, models.ARCHS + models.IMAGENET_ARCHS)
+        for arch, settings in study.get("scratch_b_epochs", {}).items():
+            for setting in settings:
+                if not any(setting_text(s) == setting for m in study_methods(study).values() for archs in m.values() for s in archs.get(arch, [])):
+                    raise UserError(f"config: {where}.scratch_b_epochs.{arch}.{setting}: no row of the study has that arch and setting")
+        for proto in all_protocols(study):
             if proto is not None:
                 config_known(f"{where}.protocol", proto, protocols + (DEFAULT_PROTOCOL,))
             schedules = protocol(config, proto)["arms"]
@@ -173,7 +196,7 @@ def check(config: dict) -> None:
                     named = f"protocols.{proto}.arms" if proto else "protocol.arms"
                     raise UserError(f"config: {where}: arm {arm!r} has no schedule; add {named}.{arm} (epochs, lr, milestones)")
         for arch, options in study.get("options", {}).items():
-            config_known(f"{where}.options", arch, models.ARCHS)
+            config_known(f"{where}.options", arch, models.ARCHS + models.IMAGENET_ARCHS)
             config_check(f"{where}.options.{arch}", lambda: models.check_options(arch, options))
             for key, value in options.items():
                 if isinstance(value, str) and not re.fullmatch(r"[A-Za-z0-9_.]+", value):
@@ -182,9 +205,10 @@ def check(config: dict) -> None:
 
 def _check_models(config: dict, where: str, m, models_: dict) -> None:
     for dataset, archs in models_.items():
-        config_known(where, dataset, tuple(DATASETS))
+        config_known(where, dataset, tuple(ALL_DATASETS))
         for arch, settings in archs.items():
-            config_known(f"{where}.{dataset}", arch, m.archs or models.ARCHS)
+            family_archs = models.IMAGENET_ARCHS if dataset == "imagenet" else models.ARCHS
+            config_known(f"{where}.{dataset}", arch, tuple(a for a in (m.archs or family_archs) if a in family_archs))
             for i, setting in enumerate(settings):
                 config_check(f"{where}.{dataset}.{arch}[{i}] = {setting!r}", lambda: m.check_setting(arch, setting_text(setting)))
             if m.chained:
@@ -193,8 +217,19 @@ def _check_models(config: dict, where: str, m, models_: dict) -> None:
                     before = m.previous(setting_text(s))
                     if before is not None and before not in have:
                         raise UserError(f"config: {where}.{dataset}.{arch}: {s} builds on {before}; list every earlier round")
-            if m.base == "sparsity" and family(arch) not in config["sparsity"]:
-                raise UserError(f"config: {m.name} trains {arch} with a sparsity penalty; add sparsity.{family(arch)} (e.g. 1.0e-5)")
+            if m.base == "sparsity" and sparsity_of(config["sparsity"], arch) is None:
+                raise UserError(f"config: {m.name} trains {arch} with a sparsity penalty; add sparsity.{family(arch)} or sparsity.{arch} (e.g. 1.0e-5)")
+            if dataset == "imagenet" and "imagenet" not in config["scales"][config["scale"]]:
+                raise UserError(f"config: {where}.imagenet needs scales.{config['scale']}.imagenet (crop, resize, gpus, workers, runtime_min, mem_mb)")
+
+
+def check_targets(config: dict) -> None:
+    """``targets``: names for groups of studies (``imagenet``), not clashing with a study."""
+    for target, names in config.get("targets", {}).items():
+        if target in config["studies"] or target in ("all", "table1"):
+            raise UserError(f"config: targets.{target} has the name of a study or rule; rename it")
+        for name in names:
+            config_known(f"targets.{target}", name, tuple(config["studies"]))
 
 
 def curves(config: dict, name: str) -> list[tuple[analyses.Curve, str]]:

@@ -10,6 +10,7 @@ data order and augmentation of each epoch come from a generator seeded by (seed,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import signal
 import time
@@ -21,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import masks
-from .data import MEAN, STD, Data, TrainBatches, epoch_generator, eval_batches, mean_std
+from . import distributed, masks
+from .data import MEAN, STD, eval_batches, mean_std
 from .errors import UserError
 from .io import load_torch, save_torch
 from .utils import hms
@@ -89,24 +90,32 @@ def set_precision(precision: str) -> None:
     torch.backends.cudnn.allow_tf32 = tf32
 
 
-def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, hp: Hparams, device: torch.device):
+def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, hp: Hparams, device: torch.device, ctx: distributed.Context = distributed.Context()):
     """The training step of every arm: forward, loss, backward, SGD update; no host sync.
 
-    Returns ``step(x, y) -> (logits, loss)``, both detached.
+    Returns ``step(x, y, global_n) -> (logits, loss)``, both detached (loss: the mean over ``x``).
+    Over several processes ``x`` is this process's share of a global batch of ``global_n``
+    images, and the loss it backpropagates is scaled so that DDP's average of the gradients is
+    the gradient of the global batch's mean (see :mod:`.distributed`).
     """
     set_precision(hp.precision)
     if hp.compile not in COMPILE_MODES:
         raise UserError(f"unknown compile mode {hp.compile!r}; choose one of {', '.join(COMPILE_MODES)}")
-    forward = model if hp.compile == "none" else torch.compile(model, mode=hp.compile)
+    forward = distributed.wrap(model, ctx, device)
+    forward = forward if hp.compile == "none" else torch.compile(forward, mode=hp.compile)
     bf16 = hp.precision == "bf16"
     penalise = sparsity_penalty(model, hp.sparsity)
 
-    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(x: torch.Tensor, y: torch.Tensor, global_n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = forward(x)
-            loss = F.cross_entropy(out, y)
+            if ctx.world == 1:
+                loss = objective = F.cross_entropy(out, y)
+            else:
+                total = F.cross_entropy(out, y, reduction="sum")
+                loss, objective = total / len(y), total * (ctx.world / (global_n or len(y) * ctx.world))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         penalise()
         optimizer.step()
         return out.detach(), loss.detach()
@@ -116,10 +125,14 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, hp: Hparams, d
 
 def sparsity_penalty(model: nn.Module, s: float):
     """Network slimming's sparsity training (PROTOCOLS §3): after ``backward()``, add
-    ``s * sign(gamma)`` to the gradient of every BatchNorm2d scale; a no-op when ``s`` is 0."""
+    ``s * sign(gamma)`` to the gradient of every BatchNorm2d scale, and of every BatchNorm1d
+    that scores a channel group (the ImageNet VGG-11's FC layers, ERRATA 5: its threshold
+    prunes them too); a no-op when ``s`` is 0."""
     if not s:
         return lambda: None
-    scales = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    modules = dict(model.named_modules())
+    grouped = {g.bn for g in model.channel_groups()} if hasattr(model, "channel_groups") else set()
+    scales = [m.weight for n, m in modules.items() if isinstance(m, nn.BatchNorm2d) or (isinstance(m, nn.BatchNorm1d) and n in grouped)]
 
     @torch.no_grad()
     def penalise() -> None:
@@ -171,34 +184,47 @@ def soft_pruning(model: nn.Module, keep: float):
     return lambda: masks.zero_weights(model, masks.filter_masks(model, keep))
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device, stats=(MEAN, STD)) -> dict:
+    """Test loss and accuracy of ``model`` on CIFAR images ``x`` and labels ``y``."""
+    return evaluate_batches(model, eval_batches(x, y, batch_size, device, stats), len(x), device)
+
+
+@torch.no_grad()
+def evaluate_batches(model: nn.Module, batches, n: int, device: torch.device, ctx: distributed.Context = distributed.Context()) -> dict:
+    """Loss and accuracy over ``batches`` (this process's share of ``n`` images, summed over processes)."""
     model.eval()
-    loss = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
-    for xb, yb in eval_batches(x, y, batch_size, device, stats):
+    sums = torch.zeros(2, device=device, dtype=torch.float64)  # loss, correct
+    for xb, yb in batches:
         out = model(xb)
-        loss += F.cross_entropy(out, yb, reduction="sum")
-        correct += (out.argmax(1) == yb).sum()
-    n = len(x)
-    return {"loss": loss.item() / n, "accuracy": 100.0 * correct.item() / n}
+        sums[0] += F.cross_entropy(out, yb, reduction="sum")
+        sums[1] += (out.argmax(1) == yb).sum()
+    loss, correct = distributed.all_sum(sums, ctx).tolist()
+    return {"loss": loss / n, "accuracy": 100.0 * correct / n}
+
+
+SIGNAL_EVERY = 10  # steps between the processes' checks for a SIGTERM that reached any of them
 
 
 def fit(
     model: nn.Module,
-    data: Data,
+    data,
     hp: Hparams,
     device: torch.device,
     checkpoint: Path,
+    ctx: distributed.Context = distributed.Context(),
 ) -> dict[str, Any]:
-    """Train ``model`` in place under ``hp``; resume from ``checkpoint`` if it matches ``hp``."""
+    """Train ``model`` in place under ``hp``; resume from ``checkpoint`` if it matches ``hp``.
+
+    ``data`` is a :class:`.data.Data` or :class:`.imagenet_data.ImageNetData`; over several
+    processes (``ctx``) each trains on its share of every batch and rank 0 alone saves."""
     model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, hp, device)
-    state = _resume(checkpoint, hp, model, optimizer)
-    train_step = make_step(model, optimizer, hp, device)
+    state = _resume(checkpoint, hp, model, optimizer, data.loader)
+    train_step = make_step(model, optimizer, hp, device, ctx)
     history: list[dict] = state["history"]
     stats = mean_std(hp.normalisation, data.dataset)
-    batches = TrainBatches(data.train_x, data.train_y, hp.batch_size, device, stats)
+    batches = data.train_batches(hp.batch_size, device, stats, hp.seed, ctx.rank, ctx.world)
+    save = functools.partial(_save, checkpoint, hp, data.loader, model, optimizer) if ctx.main else lambda *a: None
     soft_prune = soft_pruning(model, hp.soft_keep)
     if state["epoch"] == 0 and state["step"] == 0:
         soft_prune()  # SFP masks the initial weights too
@@ -210,21 +236,21 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             start, skip = time.perf_counter(), state["step"]
-            loss_sum = torch.tensor(state["loss_sum"], device=device)
-            correct = torch.tensor(state["correct"], device=device, dtype=torch.int64)
+            # a resumed epoch's sums so far are every process's together: held by rank 0 alone
+            loss_sum = torch.tensor(state["loss_sum"] if ctx.main else 0.0, device=device)
+            correct = torch.tensor(state["correct"] if ctx.main else 0, device=device, dtype=torch.int64)
             model.train()
-            for step, (xb, yb) in enumerate(batches.epoch(epoch_generator(hp.seed, epoch))):
-                if step < skip:
-                    continue
-                out, loss = train_step(xb, yb)
+            for step, (xb, yb) in enumerate(batches.epoch_batches(epoch, skip), start=skip):
+                out, loss = train_step(xb, yb, min(hp.batch_size, batches.n - step * hp.batch_size))
                 loss_sum += loss * len(yb)
                 correct += (out.argmax(1) == yb).sum()
-                if sigterm.raised:
+                if (ctx.world == 1 or step % SIGNAL_EVERY == SIGNAL_EVERY - 1) and distributed.any_true(sigterm.raised, ctx, device):
                     elapsed = time.perf_counter() - start + state["partial_time"]
-                    _save(checkpoint, hp, model, optimizer, history, epoch, step + 1, loss_sum, correct, elapsed)
+                    save(history, epoch, step + 1, *_summed(loss_sum, correct, ctx), elapsed)
                     raise Interrupted(f"SIGTERM at epoch {epoch + 1}, step {step + 1}; checkpoint saved to {checkpoint}")
+            loss_sum, correct = _summed(loss_sum, correct, ctx)
             soft_prune()
-            test = evaluate(model, data.test_x, data.test_y, hp.test_batch_size, device, stats)
+            test = evaluate_batches(model, data.test_batches(hp.test_batch_size, device, stats, ctx.rank, ctx.world), data.test_images, device, ctx)
             seconds = time.perf_counter() - start + state["partial_time"]
             history.append(
                 {
@@ -238,7 +264,7 @@ def fit(
                 }
             )
             state = {"step": 0, "loss_sum": 0.0, "correct": 0, "partial_time": 0.0}
-            _save(checkpoint, hp, model, optimizer, history, epoch + 1, 0, 0.0, 0, 0.0)
+            save(history, epoch + 1, 0, 0.0, 0, 0.0)
             times.append(seconds)
             h = history[-1]
             log.info(
@@ -256,15 +282,26 @@ def fit(
     }
 
 
-def _fingerprint(hp: Hparams, model: nn.Module) -> dict:
-    return {"hparams": hp.as_dict(), "cfg": list(getattr(model, "cfg", []))}
+def _summed(loss_sum: torch.Tensor, correct: torch.Tensor, ctx: distributed.Context) -> tuple[torch.Tensor, torch.Tensor]:
+    """The epoch's training loss and correct counts so far, over every process: the sums a
+    one-process run would hold (a resumed process restarts its share from them divided by world)."""
+    if ctx.world == 1:
+        return loss_sum, correct
+    both = distributed.all_sum(torch.stack([loss_sum.double(), correct.double()]), ctx)
+    return both[0], both[1].long()
 
 
-def _save(path, hp, model, optimizer, history, epoch, step, loss_sum, correct, partial_time) -> None:
+def _fingerprint(hp: Hparams, model: nn.Module, loader: dict) -> dict:
+    """What a checkpoint must match to be resumed: the hyperparameters, the architecture and how
+    the data is loaded (ImageNet's crop and resize; nothing on CIFAR, so old checkpoints match)."""
+    return {"hparams": hp.as_dict(), "cfg": list(getattr(model, "cfg", [])), **({"loader": loader} if loader else {})}
+
+
+def _save(path, hp, loader, model, optimizer, history, epoch, step, loss_sum, correct, partial_time) -> None:
     save_torch(
         path,
         {
-            "fingerprint": _fingerprint(hp, model),
+            "fingerprint": _fingerprint(hp, model, loader),
             "epoch": epoch,
             "step": step,
             "loss_sum": float(loss_sum),
@@ -277,7 +314,7 @@ def _save(path, hp, model, optimizer, history, epoch, step, loss_sum, correct, p
     )
 
 
-def _resume(path: Path, hp: Hparams, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+def _resume(path: Path, hp: Hparams, model: nn.Module, optimizer: torch.optim.Optimizer, loader: dict) -> dict:
     fresh = {"epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "partial_time": 0.0, "history": []}
     if not path.exists():
         return fresh
@@ -286,7 +323,7 @@ def _resume(path: Path, hp: Hparams, model: nn.Module, optimizer: torch.optim.Op
     except UserError as e:
         log.warning("ignoring unreadable checkpoint (%s); starting over", e)
         return fresh
-    if not isinstance(ckpt, dict) or ckpt.get("fingerprint") != _fingerprint(hp, model):
+    if not isinstance(ckpt, dict) or ckpt.get("fingerprint") != _fingerprint(hp, model, loader):
         log.warning("checkpoint %s was made with other hyperparameters; starting over", path)
         return fresh
     model.load_state_dict(ckpt["model"])

@@ -35,7 +35,7 @@ PRUNED_FILE = f"{PRUNED}/pruned.pt"
 
 wildcard_constraints:
     dataset=r"[a-z0-9]+",
-    arch=r"[a-z]+\d+",
+    arch=r"[a-z]+\d+(_[a-z]+)?",
     tag=r"[a-z0-9.=_+-]+",
     method=r"[a-z0-9]+",
     setting=r"[A-Za-z0-9._]+",
@@ -44,16 +44,67 @@ wildcard_constraints:
 
 
 def data_file(dataset="cifar10"):
-    return f"{RESULTS}/data/{dataset}.pt"
+    """CIFAR's prepared tensor file; ImageNet's manifest of the user's tree (never copied)."""
+    return f"{RESULTS}/data/{dataset}.{'json' if dataset == 'imagenet' else 'pt'}"
 
 
-def arm_dir(study, arm):
+def dataset_input(wc):
+    return data_file(wc.dataset)
+
+
+IMAGENET = S.get("imagenet", {})
+
+
+def data_args(wc, train=True):
+    """How an ImageNet run loads its images (crop and resize only when training: evaluation
+    takes the run's own); nothing on CIFAR."""
+    if not is_imagenet(wc):
+        return ""
+    crop = f" --crop {IMAGENET['crop']} --resize {IMAGENET['resize']}" if train else ""
+    return f" --workers {IMAGENET['workers']} --decoder {config['imagenet']['decoder']}{crop}"
+
+
+def is_imagenet(wc):
+    return getattr(wc, "dataset", None) == "imagenet"
+
+
+def gpus(wc):
+    """GPUs (torchrun processes) per node of one training job: ImageNet runs are data-parallel."""
+    return IMAGENET["gpus"] if is_imagenet(wc) else 1
+
+
+def launcher(wc):
+    """The command a training job runs: prunebench itself, or torchrun starting one prunebench
+    per GPU (README "ImageNet: data-parallel runs"); over several nodes srun starts torchrun
+    on each, meeting at the job's first node."""
+    n, nodes = gpus(wc), config["imagenet"]["nodes"] if is_imagenet(wc) else 1
+    if nodes > 1:
+        return (
+            f"srun --ntasks-per-node 1 torchrun --nnodes {nodes} --nproc-per-node {n}"
+            " --rdzv-backend c10d --rdzv-id $SLURM_JOB_ID"
+            " --rdzv-endpoint $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1):29400"
+            " -m prunebench"
+        )
+    return (
+        "prunebench"
+        if n == 1
+        else f"torchrun --standalone --nproc-per-node {n} -m prunebench"
+    )
+
+
+def arm_dir(study, arm, row=None):
     """An arm run differently from the protocol is a run of its own: finetune-<E>ep for other
-    fine-tune epochs, scratch-b-beforemask for the reference's masked Scratch-B budget.
+    fine-tune epochs, scratch-b-beforemask for the reference's masked Scratch-B budget,
+    scratch-b-<E>ep for the study's fixed Scratch-B epochs of the row's arch and setting.
     """
     e = STUDIES[study].get("finetune_epochs", PROTOCOL["arms"]["finetune"]["epochs"])
     if arm == "finetune" and e != PROTOCOL["arms"]["finetune"]["epochs"]:
         return f"finetune-{e}ep"
+    fixed = (
+        STUDIES[study].get("scratch_b_epochs", {}).get(row.arch if row else None, {})
+    )
+    if arm == "scratch-b" and row is not None and row.setting in fixed:
+        return f"scratch-b-{fixed[row.setting]}ep"
     if arm == "scratch-b" and STUDIES[study].get("scratch_b_budget") == "before-mask":
         return "scratch-b-beforemask"
     return arm
@@ -61,7 +112,7 @@ def arm_dir(study, arm):
 
 def arm_kind(arm_folder):
     """finetune-160ep -> (finetune, 160); scratch-e -> (scratch-e, None)."""
-    m = re.fullmatch(r"(finetune)-(\d+)ep", arm_folder)
+    m = re.fullmatch(r"(finetune|scratch-b)-(\d+)ep", arm_folder)
     return (
         (m.group(1), int(m.group(2)))
         if m
@@ -75,9 +126,12 @@ def train_args(arm_folder, tag):
     arm, own_epochs = arm_kind(arm_folder)
     p = protocol(config, parse_tag(tag)[2])
     a = p["arms"][arm]
-    n = S["epochs"].get(arm, own_epochs or a["epochs"])
+    fixed_b = own_epochs if arm == "scratch-b" else None
+    n = S["epochs"].get(arm, (own_epochs if arm == "finetune" else None) or a["epochs"])
     warmup = p.get("warmup", {"epochs": 0, "lr": 0})
     budget = "before-mask" if arm_folder.endswith("-beforemask") else "after-mask"
+    rule_b = p.get("scratch_b", {})
+    cap = rule_b.get("cap")
     return (
         f"--arm {arm} --epochs {n} --lr {a['lr']}"
         f" --milestones '{','.join(str(m) for m in a['milestones'])}'"
@@ -88,7 +142,20 @@ def train_args(arm_folder, tag):
         f" --normalisation {p.get('normalisation', 'rethinking')}"
         f" --warmup-epochs {warmup['epochs']} --warmup-lr {warmup['lr']}"
         f" --scratch-b-budget {budget} --scale {SCALE}"
-        f" --precision {config['speed']['precision']} --compile {config['speed']['compile']}"
+        # only where not the default, so the CIFAR runs' commands (and Snakemake's params
+        # rerun trigger) stay as they were
+        + (
+            f" --scratch-b-steps {rule_b['steps']}"
+            if rule_b.get("steps", "fractions") != "fractions"
+            else ""
+        )
+        + (f" --scratch-b-cap {cap['ratio']:g},{cap['epochs']}" if cap else "")
+        + (
+            f" --scratch-b-epochs {fixed_b}"
+            if fixed_b and not S["epochs"].get(arm)
+            else ""
+        )
+        + f" --precision {config['speed']['precision']} --compile {config['speed']['compile']}"
         f" --device {config['device']}{subset_args()}"
         + (f" --max-epochs {S['max_epochs']}" if S.get("max_epochs") else "")
     )
@@ -102,16 +169,32 @@ def tag_args(tag, base):
 
 
 def train_resources(**extra):
-    """One GPU per training job; packed, the GPU is a gres string, which Snakemake does not
-    add up over the jobs of a group, so N grouped runs share one GPU."""
+    """One GPU per training job (an ImageNet one: the scale's imagenet.gpus per node, on
+    imagenet.nodes nodes); packed, the GPU is a gres string, which Snakemake does not add up
+    over the jobs of a group, so N grouped runs share one GPU."""
     as_gres = PACK > 1 or config["cluster"]["request"] == "gres"
-    gpu = {"gres": config["cluster"]["gres"]} if as_gres else {"gpu": 1}
+    gres = config["cluster"]["gres"]
+    if as_gres:
+        many = re.sub(r"(:\d+)?$", "", gres)
+        gpu = {"gres": lambda wc: gres if gpus(wc) == 1 else f"{many}:{gpus(wc)}"}
+    else:
+        gpu = {"gpu": gpus}
     return {
         **gpu,
-        "runtime": S["runtime_min"]["train"],
-        "mem_mb": S["mem_mb"]["train"],
+        "runtime": lambda wc: per_dataset(wc, "runtime_min", "train"),
+        "mem_mb": lambda wc: per_dataset(wc, "mem_mb", "train"),
+        **(
+            {"nodes": lambda wc: config["imagenet"]["nodes"] if is_imagenet(wc) else 1}
+            if "imagenet" in config and config["imagenet"]["nodes"] > 1
+            else {}
+        ),
         **extra,
     }
+
+
+def per_dataset(wc, key, job):
+    """A scale's runtime_min or mem_mb of a job, ImageNet's own for an ImageNet run."""
+    return (IMAGENET if is_imagenet(wc) else S)[key][job]
 
 
 def pack_group(name):
@@ -136,10 +219,11 @@ def study_runs(study):
     arms = study_arms(STUDIES[study])
     out = {}
     for r in rows(config, study):
-        out[f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/base"] = None
+        if methods.get(r.method).trains_base:
+            out[f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/base"] = None
         for arm in arms:
             out[
-                f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/{r.method}-{r.setting}/{arm_dir(study, arm)}"
+                f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/{r.method}-{r.setting}/{arm_dir(study, arm, r)}"
             ] = None
     return list(out)
 
@@ -152,10 +236,15 @@ def study_evals(wildcards):
     )
 
 
+def pruned_rows(study):
+    """The rows cut from a trained base (not the published architectures, only trained from scratch)."""
+    return [r for r in rows(config, study) if methods.get(r.method).trains_base]
+
+
 def study_prunes(wildcards):
     return expand(
         f"{RUNS}/{{r.dataset}}/{{r.arch}}/{{r.tag}}/{{r.method}}-{{r.setting}}/pruned/seed{{seed}}/prune.json",
-        r=rows(config, wildcards.study),
+        r=pruned_rows(wildcards.study),
         seed=study_seeds(wildcards.study),
     )
 
@@ -192,15 +281,19 @@ def study_outputs(study):
             f"{RESULTS}/figures/{study}-diff.png",
         ],
     }
+    # the kept widths per layer, of the rows pruned here
+    channels = [
+        f"{RESULTS}/tables/{study}-channels.csv",
+        f"{RESULTS}/figures/{study}-channels.png",
+    ]
     return (
         [
             f"{RESULTS}/tables/{study}.csv",
             f"{RESULTS}/tables/{study}.md",
             f"{RESULTS}/tables/{study}.tex",
             f"{RESULTS}/figures/{study}.png",
-            f"{RESULTS}/tables/{study}-channels.csv",
-            f"{RESULTS}/figures/{study}-channels.png",
         ]
+        + (channels if pruned_rows(study) else [])
         + extra.get(kind, [])
         + [
             f"{RESULTS}/tables/{study}-latency.csv",
@@ -214,13 +307,14 @@ def study_latency_models(wc):
     """What a study's latency table times: each full base and, per row, the first pruned arm's
     model (one architecture per row: its arms share it), of the first seed."""
     study = wc.study
-    arm = arm_dir(study, study_arms(STUDIES[study])[0])
+    arm = study_arms(STUDIES[study])[0]
     seed = study_seeds(study)[0]
     out = {}
     for r in rows(config, study):
-        out[f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/base/seed{seed}/model.pt"] = None
+        if methods.get(r.method).trains_base:
+            out[f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/base/seed{seed}/model.pt"] = None
         out[
-            f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/{r.method}-{r.setting}/{arm}/seed{seed}/model.pt"
+            f"{RUNS}/{r.dataset}/{r.arch}/{r.tag}/{r.method}-{r.setting}/{arm_dir(study, arm, r)}/seed{seed}/model.pt"
         ] = None
     return list(out)
 
@@ -333,8 +427,12 @@ def subset_args():
 
 
 def latency_args(wc):
+    """The latency config as options; an ImageNet study's models are timed at the crop they
+    train on (224 at paper scale, the smoke scale's small one)."""
     lat = config["latency"]
     repeats = f" --repeats {lat['repeats']}" if lat["repeats"] is not None else ""
+    if any(r.dataset == "imagenet" for r in rows(config, wc.study)):
+        repeats += f" --image-size {IMAGENET['crop']}"
     return (
         " ".join(f"--batch {b}" for b in lat["batches"])
         + " "

@@ -18,3 +18,23 @@ rule prepare_data:
     shell:
         "prunebench prepare --dataset {wildcards.dataset} --data-root {params.root:q}"
         " {params.download} --out {output:q} 2> {log:q}"
+
+
+# ImageNet is never downloaded nor copied: its ImageFolder tree under data_root is checked and
+# described once in a manifest that the runs read (a missing tree is a one-line error).
+rule prepare_imagenet:
+    output:
+        f"{RESULTS}/data/imagenet.json",
+    log:
+        f"{RESULTS}/logs/prepare_imagenet.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=2000,
+    params:
+        root=config["data_root"],
+    shell:
+        "prunebench prepare --dataset imagenet --data-root {params.root:q} --out {output:q}"
+        " 2> {log:q}"

@@ -7,7 +7,7 @@
 rule curve:
     input:
         model=f"{BASE}/model.pt",
-        data=data_file("{dataset}"),
+        data=dataset_input,
     output:
         CURVE,
     log:

@@ -30,7 +30,7 @@ rule prune:
 rule prune_on_data:
     input:
         model=prune_input,
-        data=data_file("{dataset}"),
+        data=dataset_input,
     output:
         model=PRUNED_FILE,
         report=f"{PRUNED}/prune.json",

@@ -3,7 +3,7 @@
 
 rule evaluate:
     input:
-        data=data_file("{dataset}"),
+        data=dataset_input,
         model=f"{RUNS}/{{dataset}}/{{run}}/model.pt",
         metrics=f"{RUNS}/{{dataset}}/{{run}}/metrics.json",
     output:
@@ -15,19 +15,22 @@ rule evaluate:
     # Two threads at paper scale (10,000 test images); at smoke scale one, so two evaluations
     # share the two cores of a laptop instead of each holding both.
     threads: min(2, S["threads"])
+    # A CIFAR evaluation asks for no GPU, so it must not touch one another job holds; an
+    # ImageNet one (50,000 images at 224) asks for one and uses it.
     resources:
-        runtime=S["runtime_min"]["evaluate"],
-        mem_mb=S["mem_mb"]["evaluate"],
+        gpu=lambda wc: int(wc.dataset == "imagenet"),
+        runtime=lambda wc: per_dataset(wc, "runtime_min", "evaluate"),
+        mem_mb=lambda wc: per_dataset(wc, "mem_mb", "evaluate"),
     params:
         subset=(
             f"--test-subset {S['test_subset']}" if S["test_subset"] is not None else ""
         ),
-        # Evaluation asks for no GPU, so it must not touch one another job holds.
-        device="cpu",
+        device=lambda wc: config["device"] if wc.dataset == "imagenet" else "cpu",
+        data=lambda wc: data_args(wc, train=False),
     shell:
         "prunebench evaluate --model {input.model:q} --metrics {input.metrics:q}"
         " --data {input.data:q} {params.subset} --device {params.device} --threads {threads}"
-        " --out {output:q} 2> {log:q}"
+        "{params.data} --out {output:q} 2> {log:q}"
 
 
 rule make_table:

@@ -8,7 +8,7 @@
 
 rule finetune:
     input:
-        data=data_file("{dataset}"),
+        data=dataset_input,
         init=PRUNED_FILE,
     output:
         model=f"{DERIVED}/model.pt",
@@ -25,10 +25,12 @@ rule finetune:
     resources:
         **train_resources(),
     params:
+        launch=launcher,
+        data=lambda wc: data_args(wc),
         args=lambda wc: train_args(wc.arm, wc.tag),
     shell:
-        "prunebench train --arch {wildcards.arch} --seed {wildcards.seed} {params.args}"
-        " --threads {threads} --init {input.init:q} --data {input.data:q}"
+        "{params.launch} train --arch {wildcards.arch} --seed {wildcards.seed} {params.args}"
+        " --threads {threads}{params.data} --init {input.init:q} --data {input.data:q}"
         " --model-out {output.model:q} --metrics-out {output.metrics:q} 2> {log:q}"
 
 
@@ -41,7 +43,7 @@ rule scratch:
     log:
         f"{DERIVED}/train.log",
     wildcard_constraints:
-        arm="scratch-e|scratch-b|scratch-b-beforemask|winning",
+        arm=r"scratch-e|scratch-b(-beforemask|-\d+ep)?|winning",
     group:
         chain_safe_group("scratch")
     conda:
@@ -50,6 +52,8 @@ rule scratch:
     resources:
         **train_resources(),
     params:
+        launch=launcher,
+        data=lambda wc: data_args(wc),
         args=lambda wc: train_args(wc.arm, wc.tag),
         arch=lambda wc, input: (
             f" --init {input.init}"
@@ -58,7 +62,7 @@ rule scratch:
         )
         + (f" --theta0 {input.theta0}" if "theta0" in input.keys() else ""),
     shell:
-        "prunebench train --arch {wildcards.arch} --method {wildcards.method}"
+        "{params.launch} train --arch {wildcards.arch} --method {wildcards.method}"
         " --setting {wildcards.setting} --seed {wildcards.seed} {params.args}{params.arch}"
-        " --threads {threads} --data {input.data:q} --model-out {output.model:q}"
+        " --threads {threads}{params.data} --data {input.data:q} --model-out {output.model:q}"
         " --metrics-out {output.metrics:q} 2> {log:q}"

@@ -11,6 +11,17 @@ for _study in STUDIES:
         localrule: True
 
 
+# Named groups of studies (config `targets`): `snakemake imagenet` builds the four ImageNet ones.
+for _target, _studies in config.get("targets", {}).items():
+
+    rule:
+        name:
+            _target
+        input:
+            [f for s in _studies for f in study_outputs(s)],
+        localrule: True
+
+
 if "l1" in STUDIES:
 
     rule table1:

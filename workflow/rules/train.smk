@@ -4,7 +4,7 @@
 
 rule train_base:
     input:
-        data=data_file("{dataset}"),
+        data=dataset_input,
     output:
         model=f"{BASE}/model.pt",
         metrics=f"{BASE}/metrics.json",
@@ -18,11 +18,13 @@ rule train_base:
     resources:
         **train_resources(),
     params:
+        launch=launcher,
+        data=lambda wc: data_args(wc),
         args=lambda wc: train_args("base", wc.tag),
         tag=lambda wc: tag_args(wc.tag, base=True),
     shell:
-        "prunebench train --arch {wildcards.arch} --seed {wildcards.seed} {params.args}"
-        "{params.tag} --threads {threads} --data {input.data:q} --model-out {output.model:q}"
+        "{params.launch} train --arch {wildcards.arch} --seed {wildcards.seed} {params.args}"
+        "{params.tag} --threads {threads}{params.data} --data {input.data:q} --model-out {output.model:q}"
         " --metrics-out {output.metrics:q} 2> {log:q}"
 
 
@@ -30,7 +32,7 @@ rule train_base:
 # epoch; its result is an arm of the method (`soft`) and what the prune rule then reads.
 rule train_soft:
     input:
-        data=data_file("{dataset}"),
+        data=dataset_input,
     output:
         model=f"{DERIVED}/model.pt",
         metrics=f"{DERIVED}/metrics.json",
@@ -46,12 +48,14 @@ rule train_soft:
     resources:
         **train_resources(),
     params:
+        launch=launcher,
+        data=lambda wc: data_args(wc),
         args=lambda wc: train_args(wc.arm, wc.tag),
         tag=lambda wc: tag_args(wc.tag, base=False),
     shell:
-        "prunebench train --arch {wildcards.arch} --method {wildcards.method}"
+        "{params.launch} train --arch {wildcards.arch} --method {wildcards.method}"
         " --setting {wildcards.setting} --seed {wildcards.seed} {params.args}{params.tag}"
-        " --threads {threads} --data {input.data:q} --model-out {output.model:q}"
+        " --threads {threads}{params.data} --data {input.data:q} --model-out {output.model:q}"
         " --metrics-out {output.metrics:q} 2> {log:q}"
 
 

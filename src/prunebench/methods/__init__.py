@@ -68,6 +68,12 @@ class Method:
     # prune.json reports it reads, and derive(reports, arch, num_classes, setting, seed, options).
     derived_from: Callable | None = None
     derive: Callable | None = None
+    # A predefined architecture's model options beyond the base's, (arch, setting) -> options:
+    # ThiNet's GAP and Tiny VGGs drop the FC layers (head="gap") of the VGG-16 they are cut from.
+    scratch_options: Callable[[str, str], dict] | None = None
+    # Whether the study trains the unpruned base: not for published architectures trained from
+    # scratch only (their fine-tuned numbers are the original papers').
+    trains_base: bool = True
     # A regular expression of the settings whose prune ranks on the data (Li's activation
     # criteria): prune then takes ``activations=`` (feature-map statistics over the training
     # set) as a keyword, and the DAG gives those settings' prune jobs the dataset.
@@ -130,7 +136,7 @@ def _load() -> None:
     """Import the method modules once; each registers itself."""
     # in the order their names are listed: as before the lottery study, then the
     # lottery's masks and the architecture sources, then Li et al.'s analyses
-    from . import predefined, magnitude, sfp, slimming, lottery, derived, li  # noqa: F401, I001
+    from . import predefined, magnitude, sfp, slimming, lottery, derived, li, published  # noqa: F401, I001
 
 
 __all__ = ["ARMS", "BASES", "DEFAULT_ARMS", "Method", "Pruned", "get", "names", "register"]

@@ -14,7 +14,7 @@ from torch import nn
 
 from .. import models
 from ..errors import UserError
-from ..pruning import ACTIVATION_CRITERIA, CRITERIA, VARIANTS, kept_count, select_filters, variant_cfg, variant_ratios, variant_spec
+from ..pruning import ACTIVATION_CRITERIA, CRITERIA, IMAGENET_VARIANTS, VARIANTS, kept_count, select_filters, variant_cfg, variant_ratios, variant_spec
 from . import Method, Pruned, register
 
 
@@ -43,7 +43,7 @@ def _variant(criterion: str) -> Method:
         check_setting=lambda arch, setting: variant_spec(arch, setting) and None,
         prune=prune,
         scratch_cfg=variant_cfg,
-        archs=tuple(VARIANTS),
+        archs=tuple(VARIANTS) + tuple(IMAGENET_VARIANTS),
     )
 
 

@@ -113,6 +113,8 @@ BlockMaker = Callable[[int, int, int, int, int], tuple[nn.Module | None, int]]
 class ImageNetResNet(nn.Module):
     """The stem, then ``layer1``..``layer4`` and the head, which subclasses add."""
 
+    image_size = 224  # the input its MACs are counted on (counting.input_size)
+
     def __init__(self, stem_width: int = STEM_WIDTH):
         super().__init__()
         self.conv1 = nn.Conv2d(3, stem_width, 7, stride=2, padding=3, bias=False)

@@ -56,6 +56,8 @@ def make_head(c_in: int, hidden: list[int], num_classes: int, head: str, bn_gamm
 
 
 class ImageNetVGG(nn.Module):
+    image_size = 224  # the input its MACs are counted on (counting.input_size)
+
     def __init__(self, cfg: list, num_classes: int = 1000, batch_norm: bool = True, head: str = "fc", bn_gamma: float = 1.0):
         super().__init__()
         if head not in HEADS:
