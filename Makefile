@@ -4,6 +4,9 @@
 # STANDIN=cifar100 (or "cifar10 cifar100") adds a synthetic stand-in for datasets that cannot be
 # had (no internet, no local copy): DATA_ROOT's files are linked into $(STANDIN_ROOT) beside a
 # generated <dataset>-standin.tar.gz, and tables built on it say so. Never report its numbers.
+# ImageNet is never downloaded: where DATA_ROOT holds no ImageNet tree (imagenet/train or train/),
+# a tiny synthetic ImageFolder stands in for it, with a warning, so the ImageNet studies' smoke
+# runs still work; put the ILSVRC-2012 tree there for real numbers.
 VENV      ?= .venv
 CORES     ?= 2
 DATA_ROOT ?= data
@@ -11,6 +14,12 @@ SNAKEMAKE_ARGS ?=
 STANDIN   ?=
 STANDIN_ROOT ?= results/data-standin
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+ifeq ($(wildcard $(DATA_ROOT)/imagenet/train $(DATA_ROOT)/train)$(filter-out run,$(MAKECMDGOALS)),)
+ifeq ($(filter imagenet,$(STANDIN)),)
+override STANDIN += imagenet
+$(info make: no ImageNet tree under $(DATA_ROOT): a SYNTHETIC stand-in takes its place (its numbers mean nothing))
+endif
+endif
 
 .PHONY: run test lint setup
 setup: $(VENV)/.installed

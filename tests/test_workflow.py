@@ -41,13 +41,27 @@ SMOKE_STUDY = {
     # strategies); 11 retrained points (VGG-16's first and last layer at 10 and 90 %, 4
     # consecutive, VGG-16-A one-shot and its first 2 layer-by-layer steps); bases of all 3 models
     "li": {"prepare_data": 1, "train_base": 3, "curve": 13, "prune": 11, "finetune": 11, "evaluate": 12, "li_table2": 1, "li_report": 1, **REPORT_RULES, "li": 1},
+    # ImageNet, one run per result at every scale (max_seeds: 1). L1: ResNet-34-A and -C (smoke:
+    # first and last variant); the published architectures: scratch arms only, no base, no
+    # pruning (so no channels figure); slimming VGG-11 at 50 %; magnitude VGG-16-BN and ResNet-50
+    "imagenet_l1": {"prepare_imagenet": 1, "train_base": 1, "prune": 2, "finetune": 2, "scratch": 4, "evaluate": 7, **TABLE_RULES, "plot_statistics": 1, "imagenet_l1": 1},
+    "imagenet_scratch": {"prepare_imagenet": 1, "scratch": 12, "evaluate": 12, **TABLE_RULES, "plot_channels": 0, "plot_statistics": 1, "imagenet_scratch": 1},
+    "imagenet_slimming": {"prepare_imagenet": 1, "train_base": 1, "prune": 1, "finetune": 1, "scratch": 2, "evaluate": 4, **TABLE_RULES, "plot_statistics": 1, "imagenet_slimming": 1},
+    "imagenet_unstructured": {"prepare_imagenet": 1, "train_base": 2, "prune": 4, "finetune": 4, "scratch": 8, "evaluate": 14, **TABLE_RULES, "plot_statistics": 1, "imagenet_unstructured": 1},
 }
+SMOKE_STUDY["imagenet_scratch"].pop("plot_channels")
+IMAGENET = [s for s in SMOKE_STUDY if s.startswith("imagenet")]
 # The paper scale runs 5 seeds and all 6 ratios of the unstructured sweep (3x its smoke rows).
 PAPER_STUDY = {
     name: {k: v * 5 * (3 if name == "unstructured" and k in ("prune", "finetune", "scratch") else 1) if k in PER_SEED_RULES else v for k, v in counts.items()}
     for name, counts in SMOKE_STUDY.items()
 }  # fmt: skip
 PAPER_STUDY["unstructured"]["evaluate"] = 5 * (8 + 3 * 48)
+# At paper scale every ImageNet row: one run each (ResNet-34-A/B/C; 11 published architectures).
+for _name in IMAGENET:
+    PAPER_STUDY[_name] = dict(SMOKE_STUDY[_name])
+PAPER_STUDY["imagenet_l1"].update(prune=3, finetune=3, scratch=6, evaluate=10)
+PAPER_STUDY["imagenet_scratch"].update(scratch=22, evaluate=22)
 # At paper scale the lottery study runs both LRs, 18 masks each (5 one-shot ratios, 8 iterative
 # rounds, 5 L1 variants).
 PAPER_STUDY["lottery"].update(train_base=5 * 6, save_init=5 * 6, prune=5 * 36, scratch=5 * 72, evaluate=5 * (6 + 72))
@@ -59,15 +73,16 @@ PAPER_STUDY["li"].update(train_base=3, prune=143, finetune=143, evaluate=144)
 # `all`: the lottery study's LR-0.1 bases (VGG-16, ResNet-56, ResNet-110 on CIFAR-10) and the
 # archsearch study's plain VGG-16 base are the l1 study's.
 # The li study shares its bases and its one-shot VGG-16-A with the l1 study.
+# The ImageNet studies share no run with the CIFAR ones nor with each other.
 SMOKE = {
-    "prepare_data": 2, "train_base": 23, "train_soft": 4, "save_init": 3, "prune": 58, "derive": 9, "finetune": 41, "scratch": 100,
-    "evaluate": 168, "curve": 13, "make_table": 6, "plot_statistics": 4, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "li_table2": 1,
-    "li_report": 1, "latency": 6, "sanity": 7, "ledger": 7, "html_page": 28, "all": 1,
+    "prepare_data": 2, "prepare_imagenet": 1, "train_base": 27, "train_soft": 4, "save_init": 3, "prune": 65, "derive": 9, "finetune": 48,
+    "scratch": 126, "evaluate": 205, "curve": 13, "make_table": 10, "plot_statistics": 8, "plot_table": 10, "plot_channels": 9,
+    "plot_kernels": 1, "li_table2": 1, "li_report": 1, "latency": 10, "sanity": 11, "ledger": 11, "html_page": 44, "all": 1,
 }  # fmt: skip
 PAPER = {
-    "prepare_data": 2, "train_base": 130, "train_soft": 20, "save_init": 30, "prune": 677, "derive": 70, "finetune": 457, "scratch": 1120,
-    "evaluate": 1727, "curve": 13, "make_table": 6, "plot_statistics": 4, "plot_table": 6, "plot_channels": 6, "plot_kernels": 1, "li_table2": 1,
-    "li_report": 1, "latency": 6, "sanity": 7, "ledger": 7, "html_page": 28, "all": 1,
+    "prepare_data": 2, "prepare_imagenet": 1, "train_base": 134, "train_soft": 20, "save_init": 30, "prune": 685, "derive": 70, "finetune": 465,
+    "scratch": 1158, "evaluate": 1777, "curve": 13, "make_table": 10, "plot_statistics": 8, "plot_table": 10, "plot_channels": 9,
+    "plot_kernels": 1, "li_table2": 1, "li_report": 1, "latency": 10, "sanity": 11, "ledger": 11, "html_page": 44, "all": 1,
 }  # fmt: skip
 TRAIN_RULES = {"train_base", "train_soft", "finetune", "scratch"}
 RUNS = Path("runs") / "smoke" / "cifar10"
@@ -122,7 +137,10 @@ def parse_jobs(output: str) -> list[dict]:
     for line in output.splitlines():
         m = re.fullmatch(r"(?:local)?rule (\w+):", line.strip())
         if m:
-            jobs.append({"rule": m.group(1), "threads": 1, "resources": None})
+            jobs.append({"rule": m.group(1), "threads": 1, "resources": None, "wildcards": {}})
+        elif jobs and line.strip().startswith("wildcards:"):
+            pairs = line.split(":", 1)[1].split(",")
+            jobs[-1]["wildcards"] = dict(p.strip().split("=", 1) for p in pairs if "=" in p)
         elif jobs and line.strip().startswith("threads:"):
             jobs[-1]["threads"] = int(line.split(":", 1)[1])
         elif jobs and line.strip().startswith("resources:"):
@@ -159,12 +177,12 @@ def slurm_dry_run(tmp_path_factory) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- DAG shape
 def test_smoke_dag(smoke_stats):
     assert smoke_stats == SMOKE
-    assert sum(smoke_stats.values()) == 495
+    assert sum(smoke_stats.values()) == 620
 
 
 def test_paper_dag(paper_stats):
     assert paper_stats == PAPER
-    assert sum(paper_stats.values()) == 4320
+    assert sum(paper_stats.values()) == 4472
 
 
 def test_scale_changes_seeds_and_sweep_points_only(smoke_stats, paper_stats):
@@ -186,6 +204,18 @@ def test_each_study_is_a_target_of_its_own(results, study):
 @pytest.mark.parametrize("study", sorted(SMOKE_STUDY))
 def test_each_study_at_paper_scale(results, study):
     assert dry_run("--config", "scale=paper", f"results={results}", targets=(study,)) == PAPER_STUDY[study]
+
+
+@pytest.mark.parametrize("scale", ["smoke", "paper"])
+def test_imagenet_target_builds_the_four_imagenet_studies(results, scale):
+    stats = dry_run("--config", f"scale={scale}", f"results={results}", targets=("imagenet",))
+    per_study = PAPER_STUDY if scale == "paper" else SMOKE_STUDY
+    expected = Counter()
+    for name in IMAGENET:
+        expected.update({k: v for k, v in per_study[name].items() if k != name})
+    expected["prepare_imagenet"] = 1
+    assert stats == {**expected, "imagenet": 1}
+    assert sum(stats.values()) == (153 if scale == "paper" else 126)
 
 
 def test_table1_is_the_l1_study(results):
@@ -369,21 +399,24 @@ def test_profile_uses_slurm_executor():
 
 
 def test_profile_requests_cluster_resources(slurm_dry_run):
-    assert job_stats(slurm_dry_run.stdout)["total"] == 4320  # the profile selects the paper scale
+    assert job_stats(slurm_dry_run.stdout)["total"] == 4472  # the profile selects the paper scale
     jobs = parse_jobs(slurm_dry_run.stdout)
     counts = Counter(j["rule"] for j in jobs)
     assert {r: counts[r] for r in PER_SEED_RULES} == {r: PAPER[r] for r in PER_SEED_RULES}
+    gpus = Counter()
     for job in jobs:
         res = job["resources"]
+        imagenet = job["wildcards"].get("dataset") == "imagenet"
         if job["rule"] in TRAIN_RULES:
             assert res is not None, job
-            assert res.get("gpu") == "1", job
-            assert res.get("runtime") == "1440", job
-            assert res.get("mem_mb") == "16000", job
+            # an ImageNet run is data-parallel over the 8 GPUs of a node (torchrun)
+            assert (res.get("gpu"), res.get("runtime"), res.get("mem_mb")) == (("8", "4320", "256000") if imagenet else ("1", "1440", "16000")), job
             assert job["threads"] == 4, job
+            gpus[res["gpu"]] += 1
         elif job["rule"] in ("evaluate", "prune"):
             assert res is not None, job
-            assert "gpu" not in res, job
+            assert res.get("gpu", "0") == ("1" if imagenet and job["rule"] == "evaluate" else "0"), job
+    assert gpus == {"8": 4 + 8 + 38, "1": PAPER["train_base"] + PAPER["train_soft"] + PAPER["finetune"] + PAPER["scratch"] - 50}
 
 
 def test_profile_keeps_paper_scale_under_command_line_config(tmp_path):
@@ -392,7 +425,7 @@ def test_profile_keeps_paper_scale_under_command_line_config(tmp_path):
     copy = copy_workflow(tmp_path / "repo")
     proc = snakemake("--profile", "slurm", "-n", "--quiet", "rules", "--cores", "8", "--config", "data_root=/data/cifar", cwd=copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert job_stats(proc.stdout)["total"] == 4320
+    assert job_stats(proc.stdout)["total"] == 4472
 
 
 # --------------------------------------------------------------------------- packing
@@ -413,5 +446,18 @@ def test_packed_runs_share_one_gpu_per_group_job(tmp_path):
     # as each feeds the next round's (step's) prune
     assert groups == {"pack_base": 38, "pack_finetune": 113, "pack_scratch": 260}
     for job in parse_jobs(proc.stdout):
-        if job["rule"] in TRAIN_RULES:
-            assert job["resources"].get("gres") == "gpu:1" and "gpu" not in job["resources"], job
+        if job["rule"] in TRAIN_RULES:  # an ImageNet run is never packed: it holds 8 GPUs of a node
+            gres = "gpu:8" if job["wildcards"].get("dataset") == "imagenet" else "gpu:1"
+            assert job["resources"].get("gres") == gres and "gpu" not in job["resources"], job
+
+
+def test_an_imagenet_job_runs_torchrun_over_its_gpus(results):
+    """At paper scale an ImageNet training job starts one prunebench per GPU with torchrun; at
+    smoke scale (one process, on the CPU) prunebench itself, at the small crop."""
+    base = "imagenet/resnet34/plain+protocol=imagenet/base/seed1/model.pt"
+    for scale, launch, crop in (("paper", "torchrun --standalone --nproc-per-node 8 -m prunebench train", "--crop 224 --resize 256"), ("smoke", "prunebench train", "--crop 32 --resize 36")):
+        target = results / "runs" / scale / base
+        proc = snakemake("-n", "-p", "--config", f"scale={scale}", f"results={results}", "--", target)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        command = next(line for line in proc.stdout.splitlines() if " train --arch resnet34" in line)
+        assert command.strip().removeprefix("Shell command: ").startswith(launch) and crop in command, command

@@ -198,8 +198,11 @@ def per_dataset(wc, key, job):
 
 
 def pack_group(name):
-    """Job group of packed training runs (used with --group-components NAME=pack)."""
-    return f"pack_{name}" if PACK > 1 else None
+    """Job group of packed training runs (used with --group-components NAME=pack); an ImageNet
+    run, which holds a node's GPUs, is never packed."""
+    if PACK == 1:
+        return None
+    return lambda wc: None if is_imagenet(wc) else f"pack_{name}"
 
 
 def chain_safe_group(kind):
@@ -209,7 +212,8 @@ def chain_safe_group(kind):
 
     def group(wc):
         m = methods.get(wc.method)
-        return None if m.chained and wc.arm == m.prune_from else pack_group(kind)
+        packed = pack_group(kind)
+        return None if packed is None or (m.chained and wc.arm == m.prune_from) else packed(wc)
 
     return group
 

@@ -45,8 +45,20 @@ FAILED_MARK = "⚠"
 
 
 # --------------------------------------------------------------------------- names
+# ImageNet archs whose name is not family + depth
+ARCH_NAMES = {"vgg16_bn": "VGG-16-BN", "vgg16_nobn": "VGG-16", "vgg11_slimming": "VGG-11", "preresnet50": "ResNet-50 (pre-act.)"}
+# published architectures (method published): the names their papers give them
+PUBLISHED_NAMES = {
+    "thinet_conv": "ThiNet VGG-Conv", "thinet_gap": "ThiNet VGG-GAP", "thinet_tiny": "ThiNet VGG-Tiny", "5x": "VGG-16-5x (regression)",
+    "thinet30": "ThiNet-30", "thinet50": "ThiNet-50", "thinet70": "ThiNet-70", "2x": "ResNet-50-2x (regression)",
+    "sss26": "ResNet-26 (SSS)", "sss32": "ResNet-32 (SSS)", "sss41": "ResNet-41 (SSS)",
+}  # fmt: skip
+
+
 def arch_name(arch: str) -> str:
     """vgg16 -> VGG-16, resnet56 -> ResNet-56, preresnet164 -> PreResNet-164, densenet40 -> DenseNet-40."""
+    if arch in ARCH_NAMES:
+        return ARCH_NAMES[arch]
     m = re.fullmatch(r"(vgg|resnet|preresnet|densenetbc|densenet)(\d+)", arch)
     return f"{ARCH_LABELS[m.group(1)]}-{m.group(2)}" if m else arch
 
@@ -83,6 +95,8 @@ def display_name(arch: str, setting: object = None, method: str | None = None) -
     s = normalize_setting(setting)
     if s is None:
         return arch_name(arch)
+    if method == "published" and s in PUBLISHED_NAMES:
+        return PUBLISHED_NAMES[s]
     if ratio(s) is not None:
         keep = "keep " if method in KEEP_RATE_METHODS else ""
         return f"{arch_name(arch)} ({keep}{setting_label(s)})"
