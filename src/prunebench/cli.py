@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -360,28 +359,9 @@ for _command in (prepare, standin, table, figure, stats_figure, channels, kernel
 
 # --------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> None:
-    debug = os.environ.get("PRUNEBENCH_DEBUG") == "1" or "--debug" in (argv if argv is not None else sys.argv[1:])
-    try:
-        cli.main(args=argv, prog_name="prunebench", standalone_mode=False)
-    except UserError as e:
-        if debug:
-            raise
-        click.echo(f"prunebench: error: {e}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("prunebench: aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        cmd = f" {e.ctx.command_path.split(' ', 1)[1]}" if getattr(e, "ctx", None) and " " in e.ctx.command_path else ""
-        click.echo(f"prunebench: error: {' '.join(e.format_message().split()).rstrip('.')}; see 'prunebench{cmd} --help'", err=True)
-        sys.exit(e.exit_code)
-    except Exception as e:
-        from .train import Interrupted
+    from .entry import run
 
-        if isinstance(e, Interrupted):
-            click.echo(f"prunebench: interrupted: {e}; rerun the same command to resume", err=True)
-            sys.exit(143)
-        raise
+    run(cli, "prunebench", argv)
 
 
 if __name__ == "__main__":

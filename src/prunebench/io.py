@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
 from filelock import FileLock
 
 from .errors import UserError
@@ -93,6 +92,8 @@ def write_together(*writes) -> None:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    import torch  # here, not at the top: the report commands use this module without torch
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -120,6 +121,8 @@ def read_json(path: str | os.PathLike) -> Any:
 
 def load_torch(path: str | os.PathLike, what: str = "checkpoint", **kwargs: Any) -> Any:
     """torch.load with a one-line error for a missing, truncated or foreign file."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} {path} does not exist; check the path or rerun the step that makes it")

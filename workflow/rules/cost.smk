@@ -22,7 +22,7 @@ rule ledger:
         metric=config["report_metric"],
         title=lambda wc: f"Training compute: {STUDIES[wc.study].get('title', wc.study)} ({SCALE} scale)",
     shell:
-        "prunebench ledger {input:q} --study {wildcards.study} --metric {params.metric}"
+        "prunebench-report ledger {input:q} --study {wildcards.study} --metric {params.metric}"
         " --title {params.title:q} --csv {output.csv:q} --md {output.md:q}"
         " --figure {output.png:q} 2> {log:q}"
 

@@ -50,7 +50,7 @@ rule make_table:
         kind=lambda wc: STUDIES[wc.study].get("report", "table"),
         title=lambda wc: f"{STUDIES[wc.study].get('title', wc.study)} ({SCALE} scale)",
     shell:
-        "prunebench table {input:q} --study {params.paper} --metric {params.metric}"
+        "prunebench-report table {input:q} --study {params.paper} --metric {params.metric}"
         " --kind {params.kind} --title {params.title:q} --csv {output.csv:q}"
         " --md {output.md:q} --tex {output.tex:q} 2> {log:q}"
 
@@ -73,7 +73,7 @@ rule plot_table:
         kind=lambda wc: STUDIES[wc.study].get("report", "table"),
         title=lambda wc: f"{STUDIES[wc.study].get('title', wc.study)} ({SCALE} scale)",
     shell:
-        "prunebench figure --table {input:q} --kind {params.kind} --title {params.title:q}"
+        "prunebench-report figure --table {input:q} --kind {params.kind} --title {params.title:q}"
         " --out {output:q} 2> {log:q}"
 
 
@@ -101,7 +101,7 @@ rule plot_statistics:
     params:
         title=lambda wc: f"{STUDIES[wc.study].get('title', wc.study)} ({SCALE} scale)",
     shell:
-        "prunebench stats-figure --table {input:q} --ci {output.ci:q} --diff {output.diff:q}"
+        "prunebench-report stats-figure --table {input:q} --ci {output.ci:q} --diff {output.diff:q}"
         " --title {params.title:q} 2> {log:q}"
 
 
@@ -123,7 +123,7 @@ rule plot_channels:
     params:
         title=lambda wc: f"Channels kept per layer: {STUDIES[wc.study].get('title', wc.study)}",
     shell:
-        "prunebench channels {input:q} --title {params.title:q} --csv {output.csv:q}"
+        "prunebench-report channels {input:q} --title {params.title:q} --csv {output.csv:q}"
         " --out {output.png:q} 2> {log:q}"
 
 
@@ -146,7 +146,7 @@ rule plot_kernels:
     params:
         title=lambda wc: f"Average kept 3x3 kernel per stage: {STUDIES[wc.study].get('title', wc.study)}",
     shell:
-        "prunebench kernels {input:q} --title {params.title:q} --csv {output.csv:q}"
+        "prunebench-report kernels {input:q} --title {params.title:q} --csv {output.csv:q}"
         " --out {output.png:q} 2> {log:q}"
 
 
@@ -164,7 +164,7 @@ rule sanity:
     params:
         title=lambda wc: f"Sanity checks: {STUDIES[wc.study].get('title', wc.study)} ({SCALE} scale)",
     shell:
-        "prunebench checks {input:q} --title {params.title:q} --csv {output.csv:q}"
+        "prunebench-report checks {input:q} --title {params.title:q} --csv {output.csv:q}"
         " --md {output.md:q} 2> {log:q}"
 
 
@@ -184,4 +184,4 @@ rule html_page:
     conda:
         ENV
     shell:
-        "prunebench html --md {input:q} --out {output:q} 2> {log:q}"
+        "prunebench-report html --md {input:q} --out {output:q} 2> {log:q}"

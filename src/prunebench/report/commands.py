@@ -221,3 +221,23 @@ def ledger(evals: tuple[str, ...], study: str, metric: str, csv_path: str, md_pa
         (figure_path, lambda: plot_ledger(df, figure_path, title)),
     )
     log.info("ledger of %d rows -> %s, %s, %s", len(df), csv_path, md_path, figure_path)
+
+
+# --------------------------------------------------------------------------- prunebench-report
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def report_cli() -> None:
+    """The report commands alone (the same as under prunebench), without loading torch: the
+    workflow's many small report jobs each start about two seconds sooner."""
+    from ..entry import logging_setup
+
+    logging_setup()
+
+
+for _command in (table, figure, stats_figure, channels, kernels, trace, checks, html, check_report, ledger):
+    report_cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..entry import run
+
+    run(report_cli, "prunebench-report", argv)
