@@ -562,7 +562,7 @@ CONFIG_CASES = [
     Case("config-unknown-study-key", "config", _set("studies", "l1", "variants", ["A"]), r"unknown key studies\.l1\.variants\b", r"known keys there: title, paper, report, method, methods"),
     Case("config-unknown-arch", "config", _set("studies", "l1", "models", "cifar10", "resnet57", ["A"]), r"studies\.l1\.models\.cifar10\b.*'resnet57'", CONFIG_HINT),
     Case("config-arch-without-variants", "config", _set("studies", "l1", "models", "cifar100", {"resnet20": ["A"]}), r"studies\.l1\.models\.cifar100: unknown 'resnet20'", r"choose one of vgg16, resnet56, resnet110"),
-    Case("config-unknown-dataset", "config", _set("studies", "l1", "models", "imagenet", {"vgg16": ["A"]}), r"studies\.l1\.models: unknown 'imagenet'", r"choose one of cifar10, cifar100"),
+    Case("config-unknown-dataset", "config", _set("studies", "l1", "models", "svhn", {"vgg16": ["A"]}), r"studies\.l1\.models: unknown 'svhn'", r"choose one of cifar10, cifar100, imagenet"),
     Case("config-unknown-method", "config", _set("studies", "l1", "method", "l3"), r"studies\.l1\.method: unknown 'l3'", r"choose one of l1, .*slimming"),
     Case("config-unknown-arm", "config", _set("studies", "slimming", "arms", ["finetune", "scratch-c"]), r"studies\.slimming\.arms: unknown 'scratch-c'", r"choose one of finetune, scratch-e, scratch-b"),
     Case("config-unknown-variant", "config", _set("studies", "l1", "models", "cifar10", "resnet56", ["A", "Q"]), r"studies\.l1\.models\.cifar10\.resnet56\[1\] = 'Q': unknown pruned variant resnet56-Q", r"known variants: .*resnet56-B"),

@@ -99,7 +99,6 @@ def config() -> dict:
     [
         (lambda c: c["studies"]["imagenet_scratch"]["protocol_by_arch"].update(vgg99="imagenet"), "unknown 'vgg99'"),
         (lambda c: c["studies"]["imagenet_scratch"]["protocol_by_arch"].update(vgg16_nobn="nope"), "unknown 'nope'"),
-        (lambda c: c["targets"].update(imagenet=["imagenet_l1", "imagenet_nope"]), "targets.imagenet: unknown 'imagenet_nope'"),
         (lambda c: c["targets"].update(l1=["imagenet_l1"]), "targets.l1 has the name of a study"),
         (lambda c: c["studies"]["imagenet_l1"]["models"].update(cifar10={"resnet34": ["A"]}), "unknown 'resnet34'"),
         (lambda c: c["studies"]["l1"]["models"].update(imagenet={"vgg16": ["A"]}), "unknown 'vgg16'"),

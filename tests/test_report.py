@@ -166,10 +166,18 @@ def test_paper_numbers_of_another_study_are_not_used(evals):
 
 
 def test_paper_numbers_csv():
-    paper = load_paper_numbers()
-    assert list(paper.columns) == ["study", "dataset", "arch", "setting", "arm", "mean", "std", "confirmed", "source"]
-    assert len(paper) == 60 and not paper.duplicated(["study", "dataset", "arch", "setting", "arm"]).any()
-    assert set(paper["arm"]) == {"unpruned", "finetune", "scratch-e", "scratch-b"}
+    every = load_paper_numbers()
+    assert list(every.columns) == ["study", "dataset", "arch", "setting", "arm", "mean", "std", "confirmed", "source"]
+    assert len(every) == 132 and not every.duplicated(["study", "dataset", "arch", "setting", "arm"]).any()
+    assert set(every["arm"]) == {"unpruned", "finetune", "scratch-e", "scratch-b"}
+    # ImageNet (PROTOCOLS-IMAGENET 3): single runs, no std; the released models' numbers confirmed
+    imagenet = every[every["dataset"] == "imagenet"].set_index(["study", "arch", "setting", "arm"])
+    assert len(imagenet) == 72 and imagenet["std"].isna().all()
+    assert imagenet.loc[("imagenet_l1", "resnet34", "A", "scratch-b"), "mean"] == pytest.approx(73.03)
+    assert imagenet.loc[("imagenet_scratch", "resnet50", "thinet70", "scratch-b"), "mean"] == pytest.approx(75.14)
+    assert imagenet.loc[("imagenet_unstructured", "vgg16_bn", "0.3", "scratch-b"), "mean"] == pytest.approx(74.02)
+    assert not imagenet.loc[("imagenet_slimming", "vgg11_slimming", "0.5", "unpruned"), "confirmed"]
+    paper = every[every["dataset"] != "imagenet"]
     l1 = paper[paper["study"] == "l1"]
     assert len(l1) == 20 and set(l1["setting"]) == {"A", "B"}
     assert not l1.loc[l1["arch"] == "vgg16", "confirmed"].any()

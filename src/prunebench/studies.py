@@ -141,6 +141,8 @@ def rows(config: dict, name: str) -> list[Row]:
         for method, models_ in study_methods(study).items():
             chained = methods.get(method).chained
             for dataset, archs in models_.items():
+                # ImageNet may thin further (smoke: each model's first setting; its VGGs are 0.5 GB a file)
+                keep = scale.get("imagenet", {}).get("max_settings", scale.get("max_settings")) if dataset == "imagenet" else scale.get("max_settings")
                 for arch, settings in archs.items():
                     options = study.get("options", {}).get(arch, {})
                     tag = base_tag(method, arch, options, config["sparsity"], row_protocol(study, arch, proto))
@@ -224,12 +226,17 @@ def _check_models(config: dict, where: str, m, models_: dict) -> None:
 
 
 def check_targets(config: dict) -> None:
-    """``targets``: names for groups of studies (``imagenet``), not clashing with a study."""
-    for target, names in config.get("targets", {}).items():
+    """``targets``: names for groups of studies (``imagenet``), not clashing with a study. A
+    config that defines fewer studies (a test's, or an overlay replacing ``studies``) keeps the
+    targets of config.yaml: each builds the studies of its list that are defined, and a target
+    with none is not made (``snakemake imagenet`` then says there is no such rule)."""
+    for target in config.get("targets", {}):
         if target in config["studies"] or target in ("all", "table1"):
             raise UserError(f"config: targets.{target} has the name of a study or rule; rename it")
-        for name in names:
-            config_known(f"targets.{target}", name, tuple(config["studies"]))
+
+
+def target_studies(config: dict, target: str) -> list[str]:
+    return [n for n in config["targets"][target] if n in config["studies"]]
 
 
 def curves(config: dict, name: str) -> list[tuple[analyses.Curve, str]]:

@@ -6,7 +6,15 @@ import sys
 from prunebench import methods
 from prunebench.config import check
 from prunebench.errors import UserError
-from prunebench.studies import base_tag, curves, parse_tag, protocol, rows, study_arms
+from prunebench.studies import (
+    base_tag,
+    curves,
+    parse_tag,
+    protocol,
+    rows,
+    study_arms,
+    target_studies,
+)
 
 try:
     check(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -213,7 +221,11 @@ def chain_safe_group(kind):
     def group(wc):
         m = methods.get(wc.method)
         packed = pack_group(kind)
-        return None if packed is None or (m.chained and wc.arm == m.prune_from) else packed(wc)
+        return (
+            None
+            if packed is None or (m.chained and wc.arm == m.prune_from)
+            else packed(wc)
+        )
 
     return group
 

@@ -12,13 +12,13 @@ for _study in STUDIES:
 
 
 # Named groups of studies (config `targets`): `snakemake imagenet` builds the four ImageNet ones.
-for _target, _studies in config.get("targets", {}).items():
+for _target in [t for t in config.get("targets", {}) if target_studies(config, t)]:
 
     rule:
         name:
             _target
         input:
-            [f for s in _studies for f in study_outputs(s)],
+            [f for s in target_studies(config, _target) for f in study_outputs(s)],
         localrule: True
 
 

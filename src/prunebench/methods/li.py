@@ -33,7 +33,7 @@ def _register(name: str, summary: str, parse, prune, scratch_cfg, **extra) -> No
 @functools.cache
 def prunable(arch: str) -> dict[int, str]:
     """Li's layer number -> channel group name, of the groups filters are removed from."""
-    groups = {g.layer_id: g.name for g in models.build(arch).channel_groups() if not g.selection}
+    groups = {g.layer_id: g.name for g in models.skeleton(arch).channel_groups() if not g.selection}
     if not groups:
         raise UserError(f"{arch} has no filter groups to prune one at a time; choose vgg16, resnet56 or resnet110")
     return groups
@@ -41,7 +41,7 @@ def prunable(arch: str) -> dict[int, str]:
 
 @functools.cache
 def _groups(arch: str):
-    return {g.name: g for g in models.build(arch).channel_groups()}
+    return {g.name: g for g in models.skeleton(arch).channel_groups()}
 
 
 # --------------------------------------------------------------------------- layer
@@ -114,7 +114,7 @@ _register(
 @functools.cache
 def steps(arch: str, variant: str) -> list[tuple[str, float]]:
     """(group name, ratio) of every layer the variant prunes, in network order: one step each."""
-    ratios = layer_ratios(models.build(arch).channel_groups(), variant_spec(arch, variant))
+    ratios = layer_ratios(models.skeleton(arch).channel_groups(), variant_spec(arch, variant))
     return [(name, r) for name, r in ratios.items() if r > 0]
 
 

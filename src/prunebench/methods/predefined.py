@@ -59,7 +59,7 @@ def _uniform_ratios(arch: str, setting: str, groups) -> dict[str, float]:
 
 @functools.cache
 def _has_groups(arch: str) -> bool:
-    if not [g for g in models.build(arch).channel_groups() if not g.selection]:
+    if not [g for g in models.skeleton(arch).channel_groups() if not g.selection]:
         raise UserError(f"uniform prunes the filters of channel groups; {arch} has none (prune it unstructured: method magnitude)")
     return True
 

@@ -43,7 +43,7 @@ def _check(arch: str, setting: str) -> None:
 def _all_bn_grouped(arch: str) -> bool:
     """Whether every BatchNorm2d of ``arch`` scores a channel group (not so for preresnet110,
     which has no selection layers for its block-input BNs)."""
-    model = models.build(arch)
+    model = models.skeleton(arch)
     covered = {g.bn for g in model.channel_groups()}
     return all(n in covered for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d))
 
