@@ -297,10 +297,13 @@ def study_outputs(study):
             f"{RESULTS}/figures/{study}-diff.png",
         ],
     }
-    # the kept widths per layer, of the rows pruned here
-    channels = [
+    # of the rows pruned here (a trained base): the kept widths per layer, and the pruned
+    # networks timed beside the full one (a study of published architectures has no full run)
+    pruned = [
         f"{RESULTS}/tables/{study}-channels.csv",
         f"{RESULTS}/figures/{study}-channels.png",
+        f"{RESULTS}/tables/{study}-latency.csv",
+        f"{RESULTS}/figures/{study}-latency.png",
     ]
     return (
         [
@@ -309,12 +312,8 @@ def study_outputs(study):
             f"{RESULTS}/tables/{study}.tex",
             f"{RESULTS}/figures/{study}.png",
         ]
-        + (channels if pruned_rows(study) else [])
         + extra.get(kind, [])
-        + [
-            f"{RESULTS}/tables/{study}-latency.csv",
-            f"{RESULTS}/figures/{study}-latency.png",
-        ]
+        + (pruned if pruned_rows(study) else [])
         + common
     )
 
@@ -340,7 +339,7 @@ def study_pages(study):
     if STUDIES[study].get("report") == "li":
         pages = [f"{study}-{t[: -len('.md')]}" for t in LI_TABLES if t.endswith(".md")]
     else:
-        pages = [study, f"{study}-latency"]
+        pages = [study] + ([f"{study}-latency"] if pruned_rows(study) else [])
     return pages + [f"{study}-checks", f"{study}-ledger"]
 
 
