@@ -216,3 +216,12 @@ def test_bad_decoder_and_auto(data_root):
 
 def test_loader_throughput(data_root):
     assert loader_throughput(data_root, 4, 0, "cpu", 2, device="cpu", **SMALL) > 0
+
+
+def test_cli_option_defaults_agree_with_the_loaders():
+    """data_commands spells the crop, resize and decoders so that every command starts without
+    torchvision; they must stay the loaders' own."""
+    from prunebench import data_commands, imagenet, imagenet_loaders
+
+    assert (data_commands.CROP, data_commands.RESIZE) == (imagenet.CROP, imagenet.RESIZE)
+    assert data_commands.DECODERS == imagenet_loaders.DECODERS

@@ -103,6 +103,7 @@ class ImageNetData:
         self.test_images = min(counts["val"], test_subset or counts["val"])
         self.workers, self.decoder = workers, decoder
         self.loader = {"crop": crop, "resize": resize}
+        self._val = None  # (arguments, batches): the val loader, built once per evaluation setting
 
     def _batches(self, split: str, batch_size: int, device: torch.device, seed: int, rank: int, world: int):
         gpu = _gpu_decoding(self.decoder, device)
@@ -116,6 +117,6 @@ class ImageNetData:
         return self._batches("train", batch_size, device, seed, rank, world)
 
     def test_batches(self, batch_size: int, device: torch.device, stats, rank: int = 0, world: int = 1):
-        if not hasattr(self, "_val") or self._val[0] != (batch_size, device, rank, world):
+        if self._val is None or self._val[0] != (batch_size, device, rank, world):
             self._val = ((batch_size, device, rank, world), self._batches("val", batch_size, device, 0, rank, world))
         return iter(self._val[1])
