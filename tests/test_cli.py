@@ -300,3 +300,48 @@ def test_debug_raises_the_error_instead(monkeypatch):
     with pytest.raises(SystemExit) as exc:
         main(["describe", "--arch", "resnet57"])
     assert exc.value.code == 2
+
+
+def test_train_evaluates_its_run_and_exits_without_teardown(work, tiny_prepared):
+    """`train --eval-out` writes the eval.json `evaluate` would (the pipeline's: one job per run)
+    and removes the checkpoint after it. The console entry point ends a finished command with
+    os._exit (no interpreter teardown of torch, about a second per job): exit 0, every output
+    complete and the last log line flushed."""
+    out = work / "fast-exit"
+    proc = run_prunebench(
+        "train", "--arch", "resnet20", "--arm", "base", "--data", tiny_prepared, "--epochs", "1", "--lr", "0.1",
+        "--device", "cpu", "--checkpoint", out / "checkpoint.pt",
+        "--model-out", out / "model.pt", "--metrics-out", out / "metrics.json", "--eval-out", out / "eval.json",
+        cwd=work,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "done:" in proc.stderr.splitlines()[-1], proc.stderr
+    assert json.loads((out / "metrics.json").read_text())["history"], "metrics.json incomplete"
+    assert torch.load(out / "model.pt", map_location="cpu", weights_only=False)
+    assert not (out / "checkpoint.pt").exists()
+    again = run_prunebench(
+        "evaluate", "--model", out / "model.pt", "--metrics", out / "metrics.json", "--data", tiny_prepared,
+        "--device", "cpu", "--out", out / "again.json", cwd=work,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    in_train, by_hand = (json.loads((out / f).read_text()) for f in ("eval.json", "again.json"))
+    assert {k: v for k, v in in_train.items() if k != "provenance"} == {k: v for k, v in by_hand.items() if k != "provenance"}
+    help_ = run_prunebench("--help", cwd=work)
+    assert help_.returncode == 0 and "train" in help_.stdout
+
+
+def test_train_failing_to_write_eval_keeps_its_checkpoint(work, tiny_prepared):
+    """A training job that fails (or is killed) while evaluating keeps the checkpoint of its last
+    epoch, so the rerun resumes there instead of training again."""
+    out, blocker = work / "eval-fails", work / "eval-fails-blocker"
+    blocker.write_text("a file where a folder should be")
+    args = ("train", "--arch", "resnet20", "--arm", "base", "--data", tiny_prepared, "--epochs", "1", "--lr", "0.1",
+            "--device", "cpu", "--checkpoint", out / "checkpoint.pt", "--model-out", out / "model.pt",
+            "--metrics-out", out / "metrics.json")  # fmt: skip
+    proc = run_prunebench(*args, "--eval-out", blocker / "eval.json", cwd=work)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert (out / "checkpoint.pt").exists(), proc.stderr
+    rerun = run_prunebench(*args, "--eval-out", out / "eval.json", cwd=work)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming from" in rerun.stderr and "epoch 1/1" not in rerun.stderr, rerun.stderr
+    assert json.loads((out / "eval.json").read_text())["accuracy"]["evaluated"] >= 0

@@ -110,3 +110,16 @@ def test_count_macs_leaves_bn_statistics_alone():
     count_macs(m)
     after = m.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("arch", [*models.ARCHS, "resnet50", "vgg11_slimming"])
+def test_hook_counts_equal_pytorchs_flop_counter(arch):
+    """The forward-hook counter (no torch._dynamo import per job) against PyTorch's own FLOP
+    counter, which counts a conv or linear layer's multiply-adds as 2 FLOP each."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = models.build(arch).eval()
+    side = getattr(model, "image_size", 32)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, side, side))
+    assert count_macs(model) == counter.get_total_flops() // 2

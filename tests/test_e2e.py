@@ -61,6 +61,7 @@ def study(tmp_path_factory) -> dict:
             "smoke": {
                 "train_subset": None,
                 "test_subset": None,
+                "max_settings": None,  # both variants of MODELS
                 "epochs": {"base": 1, "finetune": 1, "scratch-e": 1, "scratch-b": 1},
             }
         }

@@ -194,6 +194,9 @@ def test_lottery_rows_cover_every_method_at_each_protocol():
     thinned = rows(lottery_config(keep=2), "lottery")
     assert [r.setting for r in thinned if r.method == "iterative" and r.tag == "plain"] == ["1x0.2", "2x0.2"]  # a chain keeps its first rounds
     assert [r.setting for r in thinned if r.method == "magnitude" and r.tag == "plain"] == ["0.2", "0.9"]
+    first = rows(lottery_config(keep=1), "lottery")
+    assert [r.setting for r in first if r.method == "iterative" and r.tag == "plain"] == ["1x0.2", "2x0.2"]  # at least 2: the second prunes a pruned model
+    assert [r.setting for r in first if r.method == "magnitude" and r.tag == "plain"] == ["0.2"]
 
 
 @pytest.mark.parametrize(

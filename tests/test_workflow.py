@@ -23,68 +23,69 @@ BIN = Path(sys.executable).parent
 # every study with a table also times its models (latency).
 REPORT_RULES = {"sanity": 1, "ledger": 1, "html_page": 4}
 TABLE_RULES = {"make_table": 1, "plot_table": 1, "plot_channels": 1, "latency": 1, **REPORT_RULES}
-PER_SEED_RULES = {"train_base", "train_soft", "save_init", "prune", "derive", "finetune", "scratch", "evaluate"}
+PER_SEED_RULES = {"train_base", "train_soft", "save_init", "prune", "derive", "finetune", "scratch"}
 # Smoke-scale jobs per rule of each study's own target (one seed).
 SMOKE_STUDY = {
-    "l1": {"prepare_data": 1, "train_base": 3, "prune": 5, "finetune": 5, "scratch": 10, "evaluate": 18, **TABLE_RULES, "plot_statistics": 1, "l1": 1},
-    "slimming": {"prepare_data": 2, "train_base": 6, "prune": 10, "finetune": 10, "scratch": 20, "evaluate": 36, **TABLE_RULES, "plot_statistics": 1, "slimming": 1},
-    # 8 (dataset, model) pairs, smoke runs each sweep's first and last ratio (max_settings: 2)
-    "unstructured": {"prepare_data": 2, "train_base": 8, "prune": 16, "finetune": 16, "scratch": 32, "evaluate": 56, **TABLE_RULES, "plot_statistics": 1, "unstructured": 1},
-    "sfp": {"prepare_data": 1, "train_base": 4, "train_soft": 4, "prune": 4, "scratch": 8, "evaluate": 16, **TABLE_RULES, "plot_statistics": 1, "sfp": 1},
-    # 9 masks (the first 2 rounds of the iterative chain), each a winning and a random ticket, at
-    # the first LR only (max_protocols: 1)
-    "lottery": {"prepare_data": 1, "train_base": 3, "save_init": 3, "prune": 9, "scratch": 18, "evaluate": 21, **TABLE_RULES, "lottery": 1},
-    # 13 architectures trained from scratch: 5 pruned (slimming 0.2/0.8 and the guided source 0.6,
-    # magnitude 0.5/0.95), 9 derived from them; bases: VGG-16 plain and sparsity-trained, VGG-19 (CIFAR-100)
-    "archsearch": {"prepare_data": 2, "train_base": 3, "prune": 5, "derive": 9, "scratch": 13, "evaluate": 16, **TABLE_RULES, "plot_kernels": 1, "archsearch": 1},
-    # Li's analyses: 13 curve jobs (9 criteria on VGG-16, L1 on ResNet-56/110, 2 consecutive
-    # strategies); 11 retrained points (VGG-16's first and last layer at 10 and 90 %, 4
+    # each model's first setting (max_settings: 1)
+    "l1": {"prepare_data": 1, "train_base": 3, "prune": 3, "finetune": 3, "scratch": 6, **TABLE_RULES, "plot_statistics": 1, "l1": 1},
+    "slimming": {"prepare_data": 2, "train_base": 6, "prune": 6, "finetune": 6, "scratch": 12, **TABLE_RULES, "plot_statistics": 1, "slimming": 1},
+    # 8 (dataset, model) pairs, each at its sweep's first ratio
+    "unstructured": {"prepare_data": 2, "train_base": 8, "prune": 8, "finetune": 8, "scratch": 16, **TABLE_RULES, "plot_statistics": 1, "unstructured": 1},
+    "sfp": {"prepare_data": 1, "train_base": 4, "train_soft": 4, "prune": 4, "scratch": 8, **TABLE_RULES, "plot_statistics": 1, "sfp": 1},
+    # 6 masks (magnitude 0.2, the first 2 rounds of the iterative chain, L1 VGG-16-A, ResNet-56-A,
+    # ResNet-110-A), each a winning and a random ticket, at the first LR only (max_protocols: 1)
+    "lottery": {"prepare_data": 1, "train_base": 3, "save_init": 3, "prune": 6, "scratch": 12, **TABLE_RULES, "lottery": 1},
+    # 8 architectures trained from scratch: 2 pruned (slimming 0.2, magnitude 0.5; the guided
+    # source slimming 0.6 is pruned too), 6 derived from them; bases: VGG-16 plain and
+    # sparsity-trained, VGG-19 (CIFAR-100)
+    "archsearch": {"prepare_data": 2, "train_base": 3, "prune": 3, "derive": 6, "scratch": 8, **TABLE_RULES, "plot_kernels": 1, "archsearch": 1},
+    # Li's analyses (max_points: 2): 13 curve jobs (9 criteria on VGG-16, L1 on ResNet-56/110, 2
+    # consecutive strategies); 11 retrained points (VGG-16's first and last layer at 10 and 90 %, 4
     # consecutive, VGG-16-A one-shot and its first 2 layer-by-layer steps); bases of all 3 models
-    "li": {"prepare_data": 1, "train_base": 3, "curve": 13, "prune": 11, "finetune": 11, "evaluate": 12, "li_table2": 1, "li_report": 1, **REPORT_RULES, "li": 1},
+    "li": {"prepare_data": 1, "train_base": 3, "curve": 13, "prune": 11, "finetune": 11, "li_table2": 1, "li_report": 1, **REPORT_RULES, "li": 1},
     # ImageNet, one run per result at every scale (max_seeds: 1); the smoke scale runs each
     # model's first setting (imagenet.max_settings: 1). L1: ResNet-34-A; the published
     # architectures (ThiNet VGG-GAP, ResNet-50-2x, SSS ResNet-26): scratch arms only, no base, no
     # pruning (so no channels figure); slimming VGG-11 at 50 %; magnitude VGG-16-BN and ResNet-50 at 30 %
-    "imagenet_l1": {"prepare_imagenet": 1, "train_base": 1, "prune": 1, "finetune": 1, "scratch": 2, "evaluate": 4, **TABLE_RULES, "plot_statistics": 1, "imagenet_l1": 1},
-    "imagenet_scratch": {"prepare_imagenet": 1, "scratch": 6, "evaluate": 6, **TABLE_RULES, "html_page": 3, "plot_statistics": 1, "imagenet_scratch": 1},
-    "imagenet_slimming": {"prepare_imagenet": 1, "train_base": 1, "prune": 1, "finetune": 1, "scratch": 2, "evaluate": 4, **TABLE_RULES, "plot_statistics": 1, "imagenet_slimming": 1},
-    "imagenet_unstructured": {"prepare_imagenet": 1, "train_base": 2, "prune": 2, "finetune": 2, "scratch": 4, "evaluate": 8, **TABLE_RULES, "plot_statistics": 1, "imagenet_unstructured": 1},
+    "imagenet_l1": {"prepare_imagenet": 1, "train_base": 1, "prune": 1, "finetune": 1, "scratch": 2, **TABLE_RULES, "plot_statistics": 1, "imagenet_l1": 1},
+    "imagenet_scratch": {"prepare_imagenet": 1, "scratch": 6, **TABLE_RULES, "html_page": 3, "plot_statistics": 1, "imagenet_scratch": 1},
+    "imagenet_slimming": {"prepare_imagenet": 1, "train_base": 1, "prune": 1, "finetune": 1, "scratch": 2, **TABLE_RULES, "plot_statistics": 1, "imagenet_slimming": 1},
+    "imagenet_unstructured": {"prepare_imagenet": 1, "train_base": 2, "prune": 2, "finetune": 2, "scratch": 4, **TABLE_RULES, "plot_statistics": 1, "imagenet_unstructured": 1},
 }
 SMOKE_STUDY["imagenet_scratch"].pop("plot_channels")  # and no latency: nothing full to time beside
 SMOKE_STUDY["imagenet_scratch"].pop("latency")
 IMAGENET = [s for s in SMOKE_STUDY if s.startswith("imagenet")]
-# The paper scale runs 5 seeds and all 6 ratios of the unstructured sweep (3x its smoke rows).
-PAPER_STUDY = {
-    name: {k: v * 5 * (3 if name == "unstructured" and k in ("prune", "finetune", "scratch") else 1) if k in PER_SEED_RULES else v for k, v in counts.items()}
-    for name, counts in SMOKE_STUDY.items()
-}  # fmt: skip
-PAPER_STUDY["unstructured"]["evaluate"] = 5 * (8 + 3 * 48)
-# At paper scale every ImageNet row: one run each (ResNet-34-A/B/C; 11 published architectures).
-for _name in IMAGENET:
-    PAPER_STUDY[_name] = dict(SMOKE_STUDY[_name])
-PAPER_STUDY["imagenet_l1"].update(prune=3, finetune=3, scratch=6, evaluate=10)
-PAPER_STUDY["imagenet_scratch"].update(scratch=22, evaluate=22)
-PAPER_STUDY["imagenet_unstructured"].update(prune=4, finetune=4, scratch=8, evaluate=14)
-# At paper scale the lottery study runs both LRs, 18 masks each (5 one-shot ratios, 8 iterative
-# rounds, 5 L1 variants).
-PAPER_STUDY["lottery"].update(train_base=5 * 6, save_init=5 * 6, prune=5 * 36, scratch=5 * 72, evaluate=5 * (6 + 72))
-# At paper scale the archsearch study has all 21 rows: 7 pruned (slimming 0.2-0.8, magnitude x3), 14 derived.
-PAPER_STUDY["archsearch"].update(prune=5 * 7, derive=5 * 14, scratch=5 * 21, evaluate=5 * (3 + 21))
-# The li study runs one seed at every scale (max_seeds: 1): 117 one-layer points (13 layers x 9
-# ratios), 18 consecutive, the one-shot variant and its 7 layer-by-layer steps.
-PAPER_STUDY["li"].update(train_base=3, prune=143, finetune=143, evaluate=144)
+# The paper scale runs 5 seeds and every setting; li and the ImageNet studies one run each
+# (max_seeds: 1). The lottery study: both LRs, 18 masks each (5 one-shot ratios, 8 iterative
+# rounds, 5 L1 variants); archsearch: all 21 rows, 7 pruned (slimming 0.2-0.8, magnitude x3), 14
+# derived; li: 117 one-layer points (13 layers x 9 ratios), 18 consecutive, the one-shot variant
+# and its 7 layer-by-layer steps; ImageNet: every row (ResNet-34-A/B/C; 11 published architectures).
+PAPER_RUNS = {
+    "l1": {"train_base": 15, "prune": 25, "finetune": 25, "scratch": 50},
+    "slimming": {"train_base": 30, "prune": 50, "finetune": 50, "scratch": 100},
+    "unstructured": {"train_base": 40, "prune": 240, "finetune": 240, "scratch": 480},
+    "sfp": {"train_base": 20, "train_soft": 20, "prune": 20, "scratch": 40},
+    "lottery": {"train_base": 30, "save_init": 30, "prune": 180, "scratch": 360},
+    "archsearch": {"train_base": 15, "prune": 35, "derive": 70, "scratch": 105},
+    "li": {"train_base": 3, "prune": 143, "finetune": 143},
+    "imagenet_l1": {"train_base": 1, "prune": 3, "finetune": 3, "scratch": 6},
+    "imagenet_scratch": {"scratch": 22},
+    "imagenet_slimming": {"train_base": 1, "prune": 1, "finetune": 1, "scratch": 2},
+    "imagenet_unstructured": {"train_base": 2, "prune": 4, "finetune": 4, "scratch": 8},
+}
+PAPER_STUDY = {name: {**counts, **PAPER_RUNS[name]} for name, counts in SMOKE_STUDY.items()}
 # `all`: the lottery study's LR-0.1 bases (VGG-16, ResNet-56, ResNet-110 on CIFAR-10) and the
 # archsearch study's plain VGG-16 base are the l1 study's.
 # The li study shares its bases and its one-shot VGG-16-A with the l1 study.
 # The ImageNet studies share no run with the CIFAR ones nor with each other.
 SMOKE = {
-    "prepare_data": 2, "prepare_imagenet": 1, "train_base": 27, "train_soft": 4, "save_init": 3, "prune": 62, "derive": 9, "finetune": 45,
-    "scratch": 114, "evaluate": 190, "curve": 13, "make_table": 10, "plot_statistics": 8, "plot_table": 10, "plot_channels": 9,
+    "prepare_data": 2, "prepare_imagenet": 1, "train_base": 27, "train_soft": 4, "save_init": 3, "prune": 44, "derive": 6, "finetune": 31,
+    "scratch": 76, "curve": 13, "make_table": 10, "plot_statistics": 8, "plot_table": 10, "plot_channels": 9,
     "plot_kernels": 1, "li_table2": 1, "li_report": 1, "latency": 9, "sanity": 11, "ledger": 11, "html_page": 43, "all": 1,
 }  # fmt: skip
 PAPER = {
     "prepare_data": 2, "prepare_imagenet": 1, "train_base": 134, "train_soft": 20, "save_init": 30, "prune": 685, "derive": 70, "finetune": 465,
-    "scratch": 1158, "evaluate": 1777, "curve": 13, "make_table": 10, "plot_statistics": 8, "plot_table": 10, "plot_channels": 9,
+    "scratch": 1158, "curve": 13, "make_table": 10, "plot_statistics": 8, "plot_table": 10, "plot_channels": 9,
     "plot_kernels": 1, "li_table2": 1, "li_report": 1, "latency": 9, "sanity": 11, "ledger": 11, "html_page": 43, "all": 1,
 }  # fmt: skip
 TRAIN_RULES = {"train_base", "train_soft", "finetune", "scratch"}
@@ -180,12 +181,12 @@ def slurm_dry_run(tmp_path_factory) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- DAG shape
 def test_smoke_dag(smoke_stats):
     assert smoke_stats == SMOKE
-    assert sum(smoke_stats.values()) == 585
+    assert sum(smoke_stats.values()) == 322
 
 
 def test_paper_dag(paper_stats):
     assert paper_stats == PAPER
-    assert sum(paper_stats.values()) == 4470
+    assert sum(paper_stats.values()) == 2693
 
 
 def test_scale_changes_seeds_and_sweep_points_only(smoke_stats, paper_stats):
@@ -219,7 +220,7 @@ def test_imagenet_target_builds_the_four_imagenet_studies(results, scale):
         expected.update({k: v for k, v in per_study[name].items() if k != name})
     expected["prepare_imagenet"] = 1
     assert stats == {**expected, "imagenet": 1}
-    assert sum(stats.values()) == (151 if scale == "paper" else 91)
+    assert sum(stats.values()) == (101 if scale == "paper" else 69)
 
 
 def test_table1_is_the_l1_study(results):
@@ -258,7 +259,7 @@ def test_studies_share_a_base_trained_the_same_way(tmp_path, results):
     extra = _overlay(tmp_path, "studies:\n  criteria:\n    method: random\n    models: {cifar10: {resnet56: [A, B]}}\n")
     stats = dry_run("--configfile", extra, "--config", f"results={results}")
     assert stats["train_base"] == SMOKE["train_base"]
-    assert stats["prune"] == SMOKE["prune"] + 2
+    assert stats["prune"] == SMOKE["prune"] + 1  # random-A (the smoke scale's first setting)
 
 
 def test_a_non_default_model_option_is_a_base_of_its_own(tmp_path, results):
@@ -318,7 +319,7 @@ def test_unstructured_scratch_arms_need_the_masks(results):
 
 
 def test_reference_scratch_b_budget_is_a_run_of_its_own(tmp_path, results):
-    """Also: the smoke scale caps Scratch-B's epochs and runs a sweep's first and last ratio."""
+    """Also: the smoke scale caps Scratch-B's epochs and runs a sweep's first ratio only."""
     extra = _overlay(tmp_path, "studies:\n  unstructured:\n    scratch_b_budget: before-mask\n")
     proc = snakemake("-n", "-p", "--configfile", extra, "--config", f"results={results}", "--", "unstructured")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -326,7 +327,7 @@ def test_reference_scratch_b_budget_is_a_run_of_its_own(tmp_path, results):
     assert "--arm scratch-b " in proc.stdout and "--scratch-b-budget before-mask" in proc.stdout
     assert "/magnitude-0.3/scratch-b/" not in proc.stdout
     assert "--max-epochs 2" in proc.stdout
-    assert "magnitude-0.95/" in proc.stdout and "magnitude-0.7/" not in proc.stdout
+    assert "magnitude-0.95/" not in proc.stdout and "magnitude-0.7/" not in proc.stdout
 
 
 def test_lint():
@@ -403,7 +404,7 @@ def test_profile_uses_slurm_executor():
 
 
 def test_profile_requests_cluster_resources(slurm_dry_run):
-    assert job_stats(slurm_dry_run.stdout)["total"] == 4470  # the profile selects the paper scale
+    assert job_stats(slurm_dry_run.stdout)["total"] == 2693  # the profile selects the paper scale
     jobs = parse_jobs(slurm_dry_run.stdout)
     counts = Counter(j["rule"] for j in jobs)
     assert {r: counts[r] for r in PER_SEED_RULES} == {r: PAPER[r] for r in PER_SEED_RULES}
@@ -417,9 +418,9 @@ def test_profile_requests_cluster_resources(slurm_dry_run):
             assert (res.get("gpu"), res.get("runtime"), res.get("mem_mb")) == (("8", "4320", "256000") if imagenet else ("1", "1440", "16000")), job
             assert job["threads"] == 4, job
             gpus[res["gpu"]] += 1
-        elif job["rule"] in ("evaluate", "prune"):
+        elif job["rule"] == "prune":
             assert res is not None, job
-            assert res.get("gpu", "0") == ("1" if imagenet and job["rule"] == "evaluate" else "0"), job
+            assert res.get("gpu", "0") == "0", job
     assert gpus == {"8": 4 + 8 + 38, "1": PAPER["train_base"] + PAPER["train_soft"] + PAPER["finetune"] + PAPER["scratch"] - 50}
 
 
@@ -429,7 +430,7 @@ def test_profile_keeps_paper_scale_under_command_line_config(tmp_path):
     copy = copy_workflow(tmp_path / "repo")
     proc = snakemake("--profile", "slurm", "-n", "--quiet", "rules", "--cores", "8", "--config", "data_root=/data/cifar", cwd=copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert job_stats(proc.stdout)["total"] == 4470
+    assert job_stats(proc.stdout)["total"] == 2693
 
 
 # --------------------------------------------------------------------------- packing

@@ -163,6 +163,7 @@ def describe(arch: str, variant: str | None, method: str | None, setting: str | 
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Prepared dataset file (prunebench prepare).")
 @click.option("--model-out", required=True, type=click.Path(dir_okay=False), help="Final model file to write.")
 @click.option("--metrics-out", required=True, type=click.Path(dir_okay=False), help="Metrics JSON to write.")
+@click.option("--eval-out", type=click.Path(dir_okay=False), help="Also evaluate the written model as 'prunebench evaluate' does, into this eval.json.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="Resume checkpoint [default: beside --model-out].")
 @click.option("--epochs", required=True, type=click.IntRange(min=1), help="Epochs; for scratch-b the full network's epochs, scaled by the MACs ratio.")
 @click.option("--lr", required=True, type=click.FloatRange(min=0, min_open=True), help="Initial learning rate.")
@@ -198,7 +199,7 @@ def train(**o) -> None:
 
     if o["threads"]:
         torch.set_num_threads(o["threads"])
-    _check_out_dirs(o["model_out"], o["metrics_out"])
+    _check_out_dirs(*filter(None, (o["model_out"], o["metrics_out"], o["eval_out"])))
     method, setting = _method_setting(o["method"], o["setting"], o["variant"])
     spec = RunSpec(o["arch"], o["arm"], o["seed"], method, setting, o["options"], o["init_path"], o["theta0"])
     hparams = {k: o[k] for k in ("batch_size", "test_batch_size", "momentum", "weight_decay", "precision", "sparsity", "nesterov", "normalisation")}
@@ -217,6 +218,7 @@ def train(**o) -> None:
         o["test_subset"],
         o["scale"],
         loader_options(o),
+        o["eval_out"],
     )
 
 

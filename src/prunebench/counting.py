@@ -1,4 +1,4 @@
-"""MACs and parameters, counted by PyTorch's own FLOP counter on one image of the model's input
+"""MACs and parameters, counted by forward hooks on one image of the model's input
 size (its ``image_size`` attribute: 224 for the ImageNet models, else CIFAR's 32).
 
 ``macs`` are multiply-accumulates of convolutions and linear layers, what Li et al. call
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from . import masks
 
@@ -36,27 +35,51 @@ def scratch_b_epochs(epochs: int, macs_full: int, macs_pruned: int) -> int:
 
 
 @torch.no_grad()
-def _measure(model: nn.Module, image_size: int | None) -> tuple[int, dict[str, int]]:
-    """One eval-mode forward pass of a blank image: the dense MACs (PyTorch's FLOP counter) and
-    the output positions (H_out x W_out) of every conv, by the name of its weight."""
-    positions = {}
-    handles = [
-        m.register_forward_hook(lambda mod, inputs, out, key=f"{name}.weight": positions.__setitem__(key, out.shape[-1] * out.shape[-2]))
-        for name, m in model.named_modules()
-        if isinstance(m, nn.Conv2d)
-    ]
+def _layers(model: nn.Module, image_size: int | None) -> list[dict]:
+    """One eval-mode forward pass of a blank image, every conv and linear layer in forward order:
+    its input map size, output maps (or features), output positions, MACs and parameters.
+
+    Counted by forward hooks rather than ``torch.utils.flop_counter``: the same numbers for these
+    models (a layer's MACs are its weight's size times its output positions), without the first
+    use of a dispatch mode importing ``torch._dynamo``, which cost every job about 2 s."""
+    rows: list[dict] = []
+
+    def record(name: str):
+        def hook(module, inputs, out):
+            conv = isinstance(module, nn.Conv2d)
+            positions = out.shape[-1] * out.shape[-2] if conv else out.numel() // out.shape[-1]
+            rows.append(
+                {
+                    "module": name,
+                    "kind": "conv" if conv else "fc",
+                    "input": "x".join(map(str, inputs[0].shape[-2:])) if conv else "",
+                    "maps": module.out_channels if conv else module.out_features,
+                    "positions": positions,
+                    "macs": module.weight.numel() * positions,
+                    "params": sum(p.numel() for p in module.parameters(recurse=False)),
+                }
+            )
+
+        return hook
+
+    handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     was_training = model.training
     model.eval()
     side = input_size(model, image_size)
-    x = torch.zeros(1, 3, side, side, device=next(model.parameters()).device)
     try:
-        with FlopCounterMode(display=False) as counter:
-            model(x)
+        model(torch.zeros(1, 3, side, side, device=next(model.parameters()).device))
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
-    return counter.get_total_flops() // 2, positions
+    return rows
+
+
+def _measure(model: nn.Module, image_size: int | None) -> tuple[int, dict[str, int]]:
+    """The dense MACs of one image and the output positions (H_out x W_out) of every conv, by
+    the name of its weight."""
+    rows = _layers(model, image_size)
+    return sum(r["macs"] for r in rows), {f"{r['module']}.weight": r["positions"] for r in rows if r["kind"] == "conv"}
 
 
 def conv_positions(model: nn.Module, image_size: int | None = None) -> dict[str, int]:
@@ -83,39 +106,11 @@ def count_macs_by_mask(model: nn.Module, image_size: int | None = None) -> int:
     return dense - sum(int((~m).sum()) * positions[k] for k, m in masks.masks_of(model).items())
 
 
-@torch.no_grad()
 def per_layer(model: nn.Module, image_size: int | None = None) -> list[dict]:
     """Every conv and linear layer in forward order (Li et al. Table 2's rows): its input map size,
     output maps (or features), MACs and parameters (weight and bias) for one image. Dense counts:
     masks are not taken into account."""
-    rows: list[dict] = []
-
-    def record(name: str):
-        def hook(module, inputs, out):
-            spatial = out.shape[-1] * out.shape[-2] if isinstance(module, nn.Conv2d) else 1
-            rows.append(
-                {
-                    "module": name,
-                    "kind": "conv" if isinstance(module, nn.Conv2d) else "fc",
-                    "input": "x".join(map(str, inputs[0].shape[-2:])) if isinstance(module, nn.Conv2d) else "",
-                    "maps": module.out_channels if isinstance(module, nn.Conv2d) else module.out_features,
-                    "macs": module.weight.numel() * spatial,
-                    "params": sum(p.numel() for p in module.parameters(recurse=False)),
-                }
-            )
-
-        return hook
-
-    handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was_training = model.training
-    model.eval()
-    try:
-        side = input_size(model, image_size)
-        model(torch.zeros(1, 3, side, side, device=next(model.parameters()).device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    rows = [{k: v for k, v in r.items() if k != "positions"} for r in _layers(model, image_size)]
     counts = {"conv": 0, "fc": 0}
     for r in rows:
         counts[r["kind"]] += 1

@@ -154,10 +154,14 @@ def train_run(
     test_subset: int | None = None,
     scale: str = "custom",
     loader: dict | None = None,
+    eval_out: str | None = None,
 ) -> dict:
     """Train one run and write ``model_out`` and ``metrics_out`` together; resume from the
     checkpoint (default: ``checkpoint.pt`` beside ``model_out``) if one matches. ``loader``:
     ImageNet's options (crop, resize, workers, decoder; see :class:`.imagenet_data.ImageNetData`).
+    ``eval_out``: also evaluate the written files as :func:`evaluate_run` does (the pipeline's
+    eval.json: one process start and, on a cluster, one queued job fewer per run); the
+    checkpoint goes only after it, so a job killed while evaluating resumes at its last epoch.
 
     Launched by torchrun, the run trains data-parallel over its processes (:mod:`.distributed`)
     and rank 0 writes the files; the others return None."""
@@ -237,6 +241,8 @@ def train_run(
         (model_out, lambda: save_model(model_out, model, spec.arch, data.num_classes, options=options, run=run, hparams=hp.as_dict(), standin=data.standin)),
         (metrics_out, lambda: write_json(metrics_out, metrics)),
     )
+    if eval_out is not None:
+        evaluate_run(model_out, metrics_out, data_path, test_subset, device, eval_out, loader)
     ckpt.unlink(missing_ok=True)
     log.info("done: best %.2f%%, final %.2f%% -> %s", result["best_accuracy"], result["final_accuracy"], model_out)
     return metrics

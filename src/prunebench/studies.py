@@ -124,9 +124,10 @@ def study_arms(study: dict) -> tuple[str, ...]:
 
 
 def rows(config: dict, name: str) -> list[Row]:
-    """The study's rows at the configured scale: a scale's ``max_settings`` keeps the first and
-    last settings of each model (a smoke run of a ratio sweep checks its ends, not every point);
-    of a chained method (iterative rounds, each built on the last) it keeps the first ones. Its
+    """The study's rows at the configured scale: a scale's ``max_settings`` keeps that many
+    settings of each model, spread from the first to the last; of a chained method (iterative
+    rounds, each built on the last) the first ones, at least two (the second is the first round
+    that prunes a pruned model). Li's analyses thin their sweeps by ``max_points`` instead. Its
     ``max_protocols`` keeps the first protocols of a study that lists several (the lottery's LRs)."""
     study = config["studies"][name]
     scale = config["scales"][config["scale"]]
@@ -134,7 +135,7 @@ def rows(config: dict, name: str) -> list[Row]:
     out = []
     for proto in study_protocols(study)[: scale.get("max_protocols")]:
         if "analyses" in study:  # Li's sweeps thin their layers and ratios, not a settings list
-            for dataset, arch, method, setting in analyses.retrained(study["analyses"], keep):
+            for dataset, arch, method, setting in analyses.retrained(study["analyses"], max_points(scale)):
                 tag = base_tag(method, arch, study.get("options", {}).get(arch, {}), config["sparsity"], proto)
                 out.append(Row(dataset, arch, setting, tag, method))
             continue
@@ -146,7 +147,7 @@ def rows(config: dict, name: str) -> list[Row]:
                 for arch, settings in archs.items():
                     options = study.get("options", {}).get(arch, {})
                     tag = base_tag(method, arch, options, config["sparsity"], row_protocol(study, arch, proto))
-                    chosen = list(settings)[:keep] if chained and keep else thin(list(settings), keep)
+                    chosen = list(settings)[: max(keep, 2)] if chained and keep else thin(list(settings), keep)
                     out += [Row(dataset, arch, setting_text(s), tag, method) for s in chosen]
     return out
 
@@ -244,6 +245,12 @@ def curves(config: dict, name: str) -> list[tuple[analyses.Curve, str]]:
     study = config["studies"][name]
     if "analyses" not in study:
         return []
-    keep = config["scales"][config["scale"]].get("max_settings")
     options = study.get("options", {})
+    keep = max_points(config["scales"][config["scale"]])
     return [(c, base_tag("l1", c.arch, options.get(c.arch, {}), config["sparsity"])) for c in analyses.curves(study["analyses"], keep)]
+
+
+def max_points(scale: dict) -> int | None:
+    """How many layers and ratios of each of Li's sweeps a scale keeps (a curve needs its two
+    ends), and how many layer-by-layer steps: ``max_points``, by default ``max_settings``."""
+    return scale.get("max_points", scale.get("max_settings"))

@@ -63,12 +63,12 @@ def dataset_input(wc):
 IMAGENET = S.get("imagenet", {})
 
 
-def data_args(wc, train=True):
-    """How an ImageNet run loads its images (crop and resize only when training: evaluation
-    takes the run's own); nothing on CIFAR."""
+def data_args(wc):
+    """How an ImageNet run loads its images (its eval.json takes the same crop and resize);
+    nothing on CIFAR."""
     if not is_imagenet(wc):
         return ""
-    crop = f" --crop {IMAGENET['crop']} --resize {IMAGENET['resize']}" if train else ""
+    crop = f" --crop {IMAGENET['crop']} --resize {IMAGENET['resize']}"
     return f" --workers {IMAGENET['workers']} --decoder {config['imagenet']['decoder']}{crop}"
 
 

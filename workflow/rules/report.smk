@@ -1,36 +1,7 @@
-# Evaluation JSONs -> one table, its figure and the pruned architectures' figure per study.
-
-
-rule evaluate:
-    input:
-        data=dataset_input,
-        model=f"{RUNS}/{{dataset}}/{{run}}/model.pt",
-        metrics=f"{RUNS}/{{dataset}}/{{run}}/metrics.json",
-    output:
-        f"{RUNS}/{{dataset}}/{{run}}/eval.json",
-    log:
-        f"{RUNS}/{{dataset}}/{{run}}/evaluate.log",
-    conda:
-        ENV
-    # Two threads at paper scale (10,000 test images); at smoke scale one, so two evaluations
-    # share the two cores of a laptop instead of each holding both.
-    threads: min(2, S["threads"])
-    # A CIFAR evaluation asks for no GPU, so it must not touch one another job holds; an
-    # ImageNet one (50,000 images at 224) asks for one and uses it.
-    resources:
-        gpu=lambda wc: int(wc.dataset == "imagenet"),
-        runtime=lambda wc: per_dataset(wc, "runtime_min", "evaluate"),
-        mem_mb=lambda wc: per_dataset(wc, "mem_mb", "evaluate"),
-    params:
-        subset=(
-            f"--test-subset {S['test_subset']}" if S["test_subset"] is not None else ""
-        ),
-        device=lambda wc: config["device"] if wc.dataset == "imagenet" else "cpu",
-        data=lambda wc: data_args(wc, train=False),
-    shell:
-        "prunebench evaluate --model {input.model:q} --metrics {input.metrics:q}"
-        " --data {input.data:q} {params.subset} --device {params.device} --threads {threads}"
-        "{params.data} --out {output:q} 2> {log:q}"
+# Evaluation JSONs -> one table, its figure and the pruned architectures' figure per study. A
+# run's eval.json comes from the job that trained it (`prunebench train --eval-out`: its saved
+# files re-read and re-evaluated, the sanity checks run), not from a job of its own: one process
+# start, and on a cluster one queued job, fewer per run. `prunebench evaluate` redoes one by hand.
 
 
 rule make_table:

@@ -13,6 +13,7 @@ rule finetune:
     output:
         model=f"{DERIVED}/model.pt",
         metrics=f"{DERIVED}/metrics.json",
+        eval=f"{DERIVED}/eval.json",
     log:
         f"{DERIVED}/train.log",
     wildcard_constraints:
@@ -31,7 +32,8 @@ rule finetune:
     shell:
         "{params.launch} train --arch {wildcards.arch} --seed {wildcards.seed} {params.args}"
         " --threads {threads}{params.data} --init {input.init:q} --data {input.data:q}"
-        " --model-out {output.model:q} --metrics-out {output.metrics:q} 2> {log:q}"
+        " --model-out {output.model:q} --metrics-out {output.metrics:q}"
+        " --eval-out {output.eval:q} 2> {log:q}"
 
 
 rule scratch:
@@ -40,6 +42,7 @@ rule scratch:
     output:
         model=f"{DERIVED}/model.pt",
         metrics=f"{DERIVED}/metrics.json",
+        eval=f"{DERIVED}/eval.json",
     log:
         f"{DERIVED}/train.log",
     wildcard_constraints:
@@ -65,4 +68,5 @@ rule scratch:
         "{params.launch} train --arch {wildcards.arch} --method {wildcards.method}"
         " --setting {wildcards.setting} --seed {wildcards.seed} {params.args}{params.arch}"
         " --threads {threads}{params.data} --data {input.data:q} --model-out {output.model:q}"
-        " --metrics-out {output.metrics:q} 2> {log:q}"
+        " --metrics-out {output.metrics:q}"
+        " --eval-out {output.eval:q} 2> {log:q}"

@@ -8,6 +8,7 @@ rule train_base:
     output:
         model=f"{BASE}/model.pt",
         metrics=f"{BASE}/metrics.json",
+        eval=f"{BASE}/eval.json",
     log:
         f"{BASE}/train.log",
     group:
@@ -25,7 +26,8 @@ rule train_base:
     shell:
         "{params.launch} train --arch {wildcards.arch} --seed {wildcards.seed} {params.args}"
         "{params.tag} --threads {threads}{params.data} --data {input.data:q} --model-out {output.model:q}"
-        " --metrics-out {output.metrics:q} 2> {log:q}"
+        " --metrics-out {output.metrics:q}"
+        " --eval-out {output.eval:q} 2> {log:q}"
 
 
 # Soft filter pruning trains the full network from scratch while zeroing filters after every
@@ -36,6 +38,7 @@ rule train_soft:
     output:
         model=f"{DERIVED}/model.pt",
         metrics=f"{DERIVED}/metrics.json",
+        eval=f"{DERIVED}/eval.json",
     log:
         f"{DERIVED}/train.log",
     wildcard_constraints:
@@ -56,7 +59,8 @@ rule train_soft:
         "{params.launch} train --arch {wildcards.arch} --method {wildcards.method}"
         " --setting {wildcards.setting} --seed {wildcards.seed} {params.args}{params.tag}"
         " --threads {threads}{params.data} --data {input.data:q} --model-out {output.model:q}"
-        " --metrics-out {output.metrics:q} 2> {log:q}"
+        " --metrics-out {output.metrics:q}"
+        " --eval-out {output.eval:q} 2> {log:q}"
 
 
 # The base's initial weights theta_0 (the lottery ticket's init): rebuilt from the base's seed
