@@ -305,7 +305,7 @@ def test_debug_raises_the_error_instead(monkeypatch):
 def test_train_evaluates_its_run_and_exits_without_teardown(work, tiny_prepared):
     """`train --eval-out` writes the eval.json `evaluate` would (the pipeline's: one job per run)
     and removes the checkpoint after it. The console entry point ends a finished command with
-    os._exit (no interpreter teardown of torch, about a second per job): exit 0, every output
+    os._exit (no interpreter teardown of torch, up to about a second per job): exit 0, every output
     complete and the last log line flushed."""
     out = work / "fast-exit"
     proc = run_prunebench(

@@ -41,7 +41,8 @@ def _layers(model: nn.Module, image_size: int | None) -> list[dict]:
 
     Counted by forward hooks rather than ``torch.utils.flop_counter``: the same numbers for these
     models (a layer's MACs are its weight's size times its output positions), without the first
-    use of a dispatch mode importing ``torch._dynamo``, which cost every job about 2 s."""
+    use of a dispatch mode importing ``torch._dynamo`` (about 1.5 s, which a job that does not
+    train no longer pays; training imports it anyway, through ``torch.optim``)."""
     rows: list[dict] = []
 
     def record(name: str):
