@@ -120,7 +120,7 @@ def image_tree(tmp_path: Path):
 @pytest.fixture(scope="session")
 def tiny_prepared(tmp_path_factory) -> Path:
     """A prepared cifar10-shaped dataset: 128 train and 40 test random images, made by ``prepare``."""
-    from prunebench.datasets import prepare
+    from prunebench.data.datasets import prepare
 
     base = tmp_path_factory.mktemp("tiny_data")
     # 10 classes; 13 train images for 8 classes and 12 for 2 = 128; 4 test images each = 40.

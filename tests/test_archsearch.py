@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
-from prunebench import masks, methods, models
-from prunebench.checkpoints import load_model, save_model
-from prunebench.derivation import derive_run
-from prunebench.errors import UserError
-from prunebench.io import read_json
+from prunebench import methods, models
+from prunebench.core.errors import UserError
+from prunebench.core.io import read_json
 from prunebench.methods.derived import pattern_cfg, stage_fractions
-from prunebench.runs import ArmProtocol, RunSpec, prune_run, train_run
+from prunebench.models import masks
+from prunebench.training.checkpoints import load_model, save_model
+from prunebench.training.derivation import derive_run
+from prunebench.training.runs import ArmProtocol, RunSpec, prune_run, train_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -127,7 +128,7 @@ def test_derive_refuses_the_wrong_sources(sources, tmp_path):
 
 
 def test_kernel_patterns_count_kept_positions():
-    from prunebench.checks import kernel_patterns
+    from prunebench.training.checks import kernel_patterns
 
     model = models.build("resnet20")
     found = {}
@@ -184,7 +185,7 @@ def test_archsearch_config_is_checked_before_any_job():
 
     import yaml
 
-    from prunebench.studies import check, rows
+    from prunebench.studies.study import check, rows
 
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
     check(cfg)

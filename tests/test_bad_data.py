@@ -2,7 +2,7 @@
 nothing behind.
 
 As in test_bad_inputs.py, ``CASES`` is a table of distinct bad inputs run through the real entry
-point ``prunebench.cli.main`` in-process, and the test checks what a user sees: a non-zero exit,
+point ``prunebench.commands.cli.main`` in-process, and the test checks what a user sees: a non-zero exit,
 exactly one stderr line ``prunebench: error: ...`` naming the problem (a per-case regex) and the
 fix (a second regex), no traceback, no log line before it, and no partial output. For
 ``prepare`` that means nothing at all: no output, no temporary file, no ``.lock`` file and not
@@ -27,11 +27,11 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
-
 from conftest import CLASSES100, check_error_line, prunebench_process, run_failing, write_cifar_pickles, write_image_tree, write_tarball
+
 from prunebench import models
-from prunebench.checkpoints import save_model
-from prunebench.cli import main
+from prunebench.commands.cli import main
+from prunebench.training.checkpoints import save_model
 
 PREPARED_HINT = r"make it with 'prunebench prepare'$"
 TORCH_HINT = r"delete it and rerun the step that makes it$"
@@ -330,8 +330,8 @@ def test_missing_cifar100_in_a_subprocess(assets, tmp_path):
     ids=["empty", "not-utf8", "cut-short"],
 )
 def test_read_json_one_line(tmp_path, content, names):
-    from prunebench.errors import UserError
-    from prunebench.io import read_json
+    from prunebench.core.errors import UserError
+    from prunebench.core.io import read_json
 
     path = tmp_path / "x.json"
     path.write_bytes(content)

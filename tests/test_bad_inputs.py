@@ -1,7 +1,7 @@
 """A battery of malformed inputs: every one must end in one clear line, never a traceback.
 
 ``CASES`` is one table of distinct bad inputs, config values and command lines alike. For a
-command-line case the real entry point ``prunebench.cli.main`` runs in-process (cheap) and the
+command-line case the real entry point ``prunebench.commands.cli.main`` runs in-process (cheap) and the
 test checks what a user sees:
 
 * a non-zero exit;
@@ -11,7 +11,7 @@ test checks what a user sees:
 * no partial output: the output paths it was given do not exist afterwards and no ``.*.tmp``
   file is left beside them.
 
-A config case mutates a copy of ``config.yaml`` and calls ``prunebench.config.check`` (what the
+A config case mutates a copy of ``config.yaml`` and calls ``prunebench.studies.config.check`` (what the
 Snakefile does before building the DAG; test_workflow.py shows snakemake turns the
 ``UserError`` into one stderr line): the message must be one line naming the offending key.
 
@@ -41,13 +41,13 @@ from typing import Callable
 import pytest
 import torch
 import yaml
-
 from conftest import CLASSES10, check_error_line, prunebench_process, run_failing, write_image_tree, write_tarball
+
 from prunebench import models
-from prunebench.checkpoints import save_model
-from prunebench.cli import main
-from prunebench.config import check
-from prunebench.errors import UserError
+from prunebench.commands.cli import main
+from prunebench.core.errors import UserError
+from prunebench.studies.config import check
+from prunebench.training.checkpoints import save_model
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from prunebench import bench as B
-from prunebench.io import save_torch
+from prunebench.analysis import bench as B
+from prunebench.core.io import save_torch
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_benchmark_reports_both_paths_packing_and_projection(tiny_prepared):
 
 def test_projection_scales_untimed_variants_by_macs():
     from prunebench import models
-    from prunebench.counting import count_macs
+    from prunebench.models.counting import count_macs
 
     rows = [
         {"model": "resnet56", "path": "prunebench", "seconds_per_epoch": 10.0},
@@ -84,7 +84,7 @@ def test_projection_scales_untimed_variants_by_macs():
 
 
 def test_unknown_bench_model_is_a_user_error():
-    from prunebench.errors import UserError
+    from prunebench.core.errors import UserError
 
     with pytest.raises(UserError, match="unknown arch"):
         B.Case.parse("resnet57")

@@ -5,9 +5,10 @@ import json
 
 import torch
 
-from prunebench import masks, models
-from prunebench.checks import CHECKS, failed, run_checks
-from prunebench.counting import count_macs
+from prunebench import models
+from prunebench.models import masks
+from prunebench.models.counting import count_macs
+from prunebench.training.checks import CHECKS, failed, run_checks
 
 
 def _metrics(model, **extra):
@@ -57,7 +58,7 @@ def test_a_kept_weight_that_starts_at_zero_still_counts():
     """Seen in a smoke run: a masked scratch run recorded MACs from its non-zero weights at init,
     a kept weight that drew exactly 0 then trained away from it, and macs_agree failed. The run
     now records the count of its masks, the architecture (runs.train_run)."""
-    from prunebench.counting import count_macs_by_mask
+    from prunebench.models.counting import count_macs_by_mask
 
     model = _masked()
     conv = next(iter(masks.conv_weights(model).values()))

@@ -1,6 +1,6 @@
 """The ``prunebench`` command line: help texts, ``describe``, and the one-line error contract.
 
-Errors are formatted by ``prunebench.cli.main`` (the console entry point), so every error case
+Errors are formatted by ``prunebench.commands.cli.main`` (the console entry point), so every error case
 runs the real entry point in a subprocess (``python -m prunebench``) and checks what a user sees:
 a non-zero exit, exactly one stderr line ``prunebench: error: ...`` naming the problem, and no
 traceback. Successful, output-only cases (help, describe) run in-process, which is cheaper.
@@ -20,8 +20,8 @@ import torch
 from click.testing import CliRunner
 
 from prunebench import models
-from prunebench.checkpoints import save_model
-from prunebench.cli import cli
+from prunebench.commands.cli import cli
+from prunebench.training.checkpoints import save_model
 
 COMMANDS = ("prepare", "standin", "describe", "train", "prune", "evaluate", "table", "figure", "channels")
 BASE_RUN = {"dataset": "cifar10", "arch": "resnet56", "variant": None, "arm": "base", "seed": 1, "scale": "custom"}
@@ -290,8 +290,8 @@ def test_figure_with_missing_table(work):
 
 def test_debug_raises_the_error_instead(monkeypatch):
     """The escape hatch the one-line contract promises: PRUNEBENCH_DEBUG=1 re-raises (traceback)."""
-    from prunebench.cli import main
-    from prunebench.errors import UserError
+    from prunebench.commands.cli import main
+    from prunebench.core.errors import UserError
 
     monkeypatch.setenv("PRUNEBENCH_DEBUG", "1")
     with pytest.raises(UserError, match="resnet57"):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from prunebench import models
-from prunebench.counting import count_macs, count_params
+from prunebench.models.counting import count_macs, count_params
 from prunebench.pruning import variant_cfg
 
 # arch -> (params, MACs) for CIFAR-10.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -10,10 +9,11 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import functional as TF
 
-from prunebench import data as D
-from prunebench.data import MEAN, STD, Data, TrainBatches, epoch_generator
-from prunebench.errors import UserError
-from prunebench.io import save_torch
+from prunebench.core.errors import UserError
+from prunebench.core.io import save_torch
+from prunebench.data import cifar as D
+from prunebench.data.cifar import MEAN, STD, Data, TrainBatches
+from prunebench.data.sampling import epoch_generator
 
 CPU = torch.device("cpu")
 REFERENCE = transforms.Compose(

@@ -12,14 +12,14 @@ import time
 import numpy as np
 import pytest
 import torch
-
-from prunebench import data as D
-from prunebench import datasets
 from conftest import CLASSES100
-from prunebench.data import Data
-from prunebench.datasets import make_standin, prepare
-from prunebench.errors import UserError
-from prunebench.io import exclusive_lock, save_torch
+
+from prunebench.core.errors import UserError
+from prunebench.core.io import exclusive_lock, save_torch
+from prunebench.data import cifar as D
+from prunebench.data import datasets
+from prunebench.data.cifar import Data
+from prunebench.data.datasets import make_standin, prepare
 
 CPU = torch.device("cpu")
 

@@ -1,4 +1,4 @@
-"""Data-parallel training (issue 13): torchrun with two gloo processes on the CPU ends with the
+"""Data-parallel training: torchrun with two gloo processes on the CPU ends with the
 weights of one process over the same global batch, and writes its files once."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunebench.checkpoints import load_model
-from prunebench.data import global_batches, shard_bounds
-from prunebench.imagenet import write_tiny_imagenet
-from prunebench.imagenet_data import prepare
+from prunebench.data.imagenet import prepare
+from prunebench.data.imagenet_tree import write_tiny_imagenet
+from prunebench.data.sampling import global_batches, shard_bounds
+from prunebench.training.checkpoints import load_model
 
 TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import write_image_tree
-from prunebench.checks import CHECKS
-from prunebench.counting import scratch_b_epochs
+
+from prunebench.models.counting import scratch_b_epochs
 from prunebench.report.browser import check_report, find_browser
+from prunebench.training.checks import CHECKS
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -1,7 +1,7 @@
 """Fault injection: SIGKILL the real command line at random moments, then rerun it.
 
 A SIGKILL cannot be caught, so the only defence is the design: every output is written to a
-temporary file and renamed into place (``prunebench.io``), and training checkpoints after every
+temporary file and renamed into place (``prunebench.core.io``), and training checkpoints after every
 epoch. For train, prune and evaluate the test
 
 1. times an uninterrupted reference run of the command (in its own folder);
@@ -30,7 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
-
 from conftest import write_image_tree
 
 SEED = 20170417  # fixed: a failing trial reruns with the same kill delays
@@ -265,7 +264,7 @@ def test_sigkill_at_random_points_then_rerun_matches_an_uninterrupted_run(tmp_pa
 
 # --------------------------------------------------------------------------- concurrent prepare
 def test_eight_concurrent_prepares_of_one_output_agree_with_a_single_one(tmp_path):
-    from prunebench.datasets import prepare
+    from prunebench.data.datasets import prepare
 
     tree = tmp_path / "tree"
     write_image_tree(tree, seed=7)

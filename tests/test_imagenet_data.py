@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from prunebench.errors import UserError
-from prunebench.imagenet import MEAN, STD, find_imagenet, train_transform, val_transform, write_tiny_imagenet
-from prunebench.imagenet_loaders import imagenet_loaders, loader_throughput, split_batches
+from prunebench.core.errors import UserError
+from prunebench.data.imagenet_loaders import imagenet_loaders, loader_throughput, split_batches
+from prunebench.data.imagenet_tree import MEAN, STD, find_imagenet, train_transform, val_transform, write_tiny_imagenet
 
 CPU = torch.device("cpu")
 SMALL = {"crop": 32, "resize": 36}  # the smoke-run input size for the 40 x 48 tiny images
@@ -221,7 +221,9 @@ def test_loader_throughput(data_root):
 def test_cli_option_defaults_agree_with_the_loaders():
     """data_commands spells the crop, resize and decoders so that every command starts without
     torchvision; they must stay the loaders' own."""
-    from prunebench import data_commands, imagenet, imagenet_loaders
+    from prunebench.commands import data as data_commands
+    from prunebench.data import imagenet_loaders
+    from prunebench.data import imagenet_tree as imagenet
 
     assert (data_commands.CROP, data_commands.RESIZE) == (imagenet.CROP, imagenet.RESIZE)
     assert data_commands.DECODERS == imagenet_loaders.DECODERS

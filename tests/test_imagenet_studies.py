@@ -1,4 +1,4 @@
-"""The ImageNet studies' own rules (issue 13): Scratch-B's epochs and LR steps per reference
+"""The ImageNet studies' own rules: Scratch-B's epochs and LR steps per reference
 folder (PROTOCOLS-IMAGENET 1.2) as the runs compute them, the published architectures as a
 method, network slimming's penalty on the VGG-11's FC BatchNorms, and their config checks."""
 
@@ -13,11 +13,11 @@ import yaml
 from torch import nn
 
 from prunebench import methods, models
-from prunebench.config import check
-from prunebench.counting import count_macs
-from prunebench.errors import UserError
-from prunebench.runs import ArmProtocol, RunSpec, starting_model
-from prunebench.train import sparsity_penalty
+from prunebench.core.errors import UserError
+from prunebench.models.counting import count_macs
+from prunebench.studies.config import check
+from prunebench.training.loop import sparsity_penalty
+from prunebench.training.runs import ArmProtocol, RunSpec, starting_model
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

@@ -12,13 +12,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from conftest import check_error_line, run_failing
-from prunebench import masks, models
-from prunebench.checkpoints import load_model, save_model
-from prunebench.cli import main
-from prunebench.latency import COLUMNS, as_dense, classify, measure
+
+from prunebench import models
+from prunebench.analysis.latency import COLUMNS, as_dense, classify, measure
+from prunebench.commands.cli import main
+from prunebench.models import masks
 from prunebench.pruning import folding
+from prunebench.training.checkpoints import load_model, save_model
 
 ARCH = "resnet20"
 SMALL_CFG = [8, 8, 8, 16, 16, 16, 32, 32, 32]

@@ -6,8 +6,8 @@ import json
 import pandas as pd
 import pytest
 
-from prunebench.cli import main
-from prunebench.errors import UserError
+from prunebench.commands.cli import main
+from prunebench.core.errors import UserError
 from prunebench.report.ledger import PASSES, build_ledger
 
 IMAGES = 10

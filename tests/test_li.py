@@ -15,17 +15,17 @@ import torch
 import yaml
 
 from prunebench import methods, models
-from prunebench.analyses import curves, retrained
-from prunebench.checkpoints import load_model
-from prunebench.cli import main
-from prunebench.curves import curve_run
-from prunebench.errors import UserError
+from prunebench.analysis.curves import curve_run
+from prunebench.commands.cli import main
+from prunebench.core.errors import UserError
 from prunebench.methods.li import steps
 from prunebench.pruning import ACTIVATION_CRITERIA, masked_copy, prune, select_filters, variant_cfg
 from prunebench.pruning.activations import feature_map_stats
 from prunebench.pruning.criteria import keep_top
 from prunebench.report import li_table2
-from prunebench.runs import ArmProtocol, RunSpec, prune_run, train_run
+from prunebench.studies.analyses import curves, retrained
+from prunebench.training.checkpoints import load_model
+from prunebench.training.runs import ArmProtocol, RunSpec, prune_run, train_run
 
 CPU = torch.device("cpu")
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
@@ -230,7 +230,7 @@ def test_smoke_thins_layers_ratios_and_steps():
 
 
 def test_retraining_length_is_the_protocol_fine_tune_when_steps_chain():
-    from prunebench.studies import check
+    from prunebench.studies.study import check
 
     cfg = config()
     cfg["studies"]["li"]["finetune_epochs"] = 20
@@ -277,7 +277,7 @@ def test_the_report_builds_every_table_and_figure(tmp_path):
 
 
 def test_a_study_of_analyses_has_no_method_and_known_names():
-    from prunebench.studies import check
+    from prunebench.studies.study import check
 
     for path, value, message in (
         (("sensitivity", "vgg16"), ["l1", "mean_max"], r"studies\.li\.analyses\.sensitivity\.vgg16: unknown 'mean_max'; choose one of l1, l2"),

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_methods import PROTOCOL, check_error, config
 
-from prunebench import masks, methods
-from prunebench.checkpoints import load_model, weights_sha256
-from prunebench.errors import UserError
+from prunebench import methods
+from prunebench.core.errors import UserError
+from prunebench.core.utils import seed_everything
 from prunebench.methods.lottery import filter_masks, parse_rounds, previous_round, prune_remaining
-from prunebench.runs import ArmProtocol, RunSpec, init_run, prune_run, starting_model, train_run
-from prunebench.studies import check, rows
-from prunebench.utils import seed_everything
-
-from test_methods import PROTOCOL, config, check_error
+from prunebench.models import masks
+from prunebench.studies.study import check, rows
+from prunebench.training.checkpoints import load_model, weights_sha256
+from prunebench.training.runs import ArmProtocol, RunSpec, init_run, prune_run, starting_model, train_run
 
 CPU = torch.device("cpu")
 TINY = {"train_subset": 32, "test_subset": 16}
@@ -150,7 +150,7 @@ def test_l1mask_zeroes_the_filters_l1_prunes_and_not_their_bn():
 
 def test_l1mask_prune_step_writes_a_masked_full_model(tmp_path):
     from prunebench import models
-    from prunebench.checkpoints import save_model
+    from prunebench.training.checkpoints import save_model
 
     torch.manual_seed(0)
     save_model(tmp_path / "base.pt", models.build("resnet56"), "resnet56", 10, run={"arm": "base"})

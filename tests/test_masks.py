@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunebench import masks, models
-from prunebench.checkpoints import load_model, save_model
-from prunebench.counting import conv_positions, count_macs, count_macs_by_mask, count_params
-from prunebench.data import Data
-from prunebench.train import Hparams, Schedule, fit, make_optimizer, make_step
+from prunebench import models
+from prunebench.data.cifar import Data
+from prunebench.models import masks
+from prunebench.models.counting import conv_positions, count_macs, count_macs_by_mask, count_params
+from prunebench.training.checkpoints import load_model, save_model
+from prunebench.training.loop import Hparams, Schedule, fit, make_optimizer, make_step
 
 
 def _trained_like(arch: str = "resnet20", seed: int = 0) -> nn.Module:
@@ -128,7 +129,7 @@ def test_masked_model_file_loads_with_plain_torch_and_the_registry(tmp_path):
 
 
 def test_damaged_masks_are_one_line_errors(tmp_path):
-    from prunebench.errors import UserError
+    from prunebench.core.errors import UserError
 
     model = _trained_like()
     path = tmp_path / "model.pt"

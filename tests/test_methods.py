@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from prunebench import methods, models
-from prunebench.errors import UserError
+from prunebench.core.errors import UserError
 from prunebench.methods import slimming
 from prunebench.pruning import masked_copy, prune
-from prunebench.studies import base_tag, check, parse_tag
+from prunebench.studies.study import base_tag, check, parse_tag
 
 SLIM_ARCHS = ("vgg19", "preresnet164", "densenet40")
 

@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunebench import models
-from prunebench.checkpoints import load_model, save_model
-from prunebench.counting import count_macs, count_params
-from prunebench.errors import UserError
-from prunebench.io import save_torch
+from prunebench.core.errors import UserError
+from prunebench.core.io import save_torch
 from prunebench.models import ChannelSelection, resnet
+from prunebench.models.counting import count_macs, count_params
+from prunebench.training.checkpoints import load_model, save_model
 
 ALL_ARCHS = ("vgg16", "vgg19", "resnet20", "resnet32", "resnet56", "resnet110", "preresnet164", "densenet40")
 

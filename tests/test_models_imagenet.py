@@ -14,9 +14,9 @@ import torchvision
 from torch import nn
 
 from prunebench import methods, models
-from prunebench.counting import count_macs, count_params, scratch_b_epochs
-from prunebench.errors import UserError
+from prunebench.core.errors import UserError
 from prunebench.methods import slimming
+from prunebench.models.counting import count_macs, count_params, scratch_b_epochs
 from prunebench.models.published import PUBLISHED, mask_indices, published
 from prunebench.pruning import masked_copy, prune, pruned_cfg, select_filters, variant_cfg
 

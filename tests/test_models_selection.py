@@ -11,6 +11,7 @@ from prunebench import models
 from prunebench.models import ChannelGroup, ChannelSelection, densenet, preresnet
 from prunebench.models.groups import bn_keys
 
+
 # --------------------------------------------------------------------------- channel selection
 def test_channel_selection():
     x = torch.randn(2, 6, 3, 3)

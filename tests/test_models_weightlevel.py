@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from prunebench import models
-from prunebench.checkpoints import load_model, save_model
-from prunebench.counting import count_macs, count_params
-from prunebench.errors import UserError
+from prunebench.core.errors import UserError
 from prunebench.models import ChannelSelection, densenet_bc
+from prunebench.models.counting import count_macs, count_params
 from prunebench.pruning import masked_copy, prune
+from prunebench.training.checkpoints import load_model, save_model
 
 # (arch, options) -> (params C10, params C100, MACs C10 or None). PreResNet-110 from the
 # PROTOCOLS table, DenseNet-BC-100 from its section 2 notes, weight-level VGG-19 = the slimming

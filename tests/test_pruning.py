@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
 from prunebench import models
-from prunebench.errors import UserError
+from prunebench.core.errors import UserError
 from prunebench.pruning import (
     CRITERIA,
     layer_ratios,

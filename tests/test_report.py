@@ -5,13 +5,12 @@ import math
 import pandas as pd
 import pytest
 
-from prunebench.errors import UserError
+from prunebench.core.errors import UserError
+from prunebench.core.names import display_name
+from prunebench.report import stats
 from prunebench.report.channels import CHANNEL_COLUMNS, channels_table, plot_channels
 from prunebench.report.figure import plot_study
-from prunebench.report import stats
-from prunebench.report.table import (
-    ARMS, CHECK_COLUMNS, TABLE_COLUMNS, build_table, display_name, load_paper_numbers, read_table, to_markdown, write_table,
-)
+from prunebench.report.table import ARMS, CHECK_COLUMNS, TABLE_COLUMNS, build_table, load_paper_numbers, read_table, to_markdown, write_table
 
 PNG = b"\x89PNG\r\n\x1a\n"
 R56_FULL = (125485696, 853018)

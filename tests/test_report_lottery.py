@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from prunebench.cli import main
-from prunebench.errors import UserError
-from prunebench.io import write_json
+from prunebench.commands.cli import main
+from prunebench.core.errors import UserError
+from prunebench.core.io import write_json
 from prunebench.report.lottery import build_lottery_table, findings, read_lottery_table, to_markdown, write_lottery_table
 from prunebench.report.lottery_figure import plot_lottery
 

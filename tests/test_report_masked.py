@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from prunebench.core.names import display_name
 from prunebench.report.figure import plot_study
 from prunebench.report.sweep import is_sweep
-from prunebench.report.table import build_table, display_name, present_arms, read_table, to_markdown, write_table
+from prunebench.report.table import build_table, present_arms, read_table, to_markdown, write_table
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FULL = {"vgg19": (398_000_000, 20_040_000), "resnet56": (125_485_696, 853_018)}

@@ -8,12 +8,13 @@ import json
 import pytest
 import torch
 
-from prunebench import masks, methods, models
-from prunebench.checkpoints import load_model, save_model
-from prunebench.counting import count_macs
-from prunebench.errors import UserError
+from prunebench import methods, models
+from prunebench.core.errors import UserError
+from prunebench.models import masks
+from prunebench.models.counting import count_macs
 from prunebench.pruning.folding import dead_filters, macs_without_dead_inputs, physical
-from prunebench.runs import ArmProtocol, RunSpec, prune_run, train_run
+from prunebench.training.checkpoints import load_model, save_model
+from prunebench.training.runs import ArmProtocol, RunSpec, prune_run, train_run
 
 OPTIONS = {"shortcut": "subsample", "shortcut_grad": True, "fc_init": "kaiming"}
 
@@ -118,7 +119,7 @@ def test_scratch_b_budget_after_or_before_the_mask(soft_file, tiny_prepared, tmp
 
 
 def test_sfp_schedule_warms_up_then_steps_by_0_2():
-    from prunebench.train import Schedule
+    from prunebench.training.loop import Schedule
 
     s = Schedule.fractional(200, 0.1, (0.3, 0.6, 0.8), 0.2, warmup_epochs=1, warmup_lr=0.01)
     assert s.milestones == (60, 120, 160)
@@ -127,7 +128,7 @@ def test_sfp_schedule_warms_up_then_steps_by_0_2():
 
 
 def test_sfp_normalisation_is_per_dataset():
-    from prunebench.data import MEAN, STD, mean_std
+    from prunebench.data.cifar import MEAN, STD, mean_std
 
     assert mean_std("rethinking", "cifar100") == (MEAN, STD)
     mean, std = mean_std("sfp", "cifar10")

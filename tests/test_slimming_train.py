@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunebench import models, runs, train
-from prunebench.errors import UserError
+from prunebench import models
+from prunebench.core.errors import UserError
 from prunebench.pruning import masked_copy
-from prunebench.runs import ArmProtocol, RunSpec
-from prunebench.train import Hparams, Schedule
+from prunebench.training import loop as train
+from prunebench.training import runs
+from prunebench.training.loop import Hparams, Schedule
+from prunebench.training.runs import ArmProtocol, RunSpec
 
 CPU = torch.device("cpu")
 HP = {"batch_size": 16, "test_batch_size": 64}

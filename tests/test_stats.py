@@ -76,7 +76,7 @@ def test_a_table_row_carries_intervals_z_and_verdicts():
 
 
 def test_table_as_latex_and_statistics_figures(tmp_path):
-    from prunebench.cli import main
+    from prunebench.commands.cli import main
 
     evals = [_ev("base", s, 93.0 + s / 10) for s in (1, 2, 3)]
     for setting, shift in (("A", 0.0), ("B", -0.5)):

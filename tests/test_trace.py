@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunebench.cli import main
-from prunebench.errors import UserError
+from prunebench.commands.cli import main
+from prunebench.core.errors import UserError
 from prunebench.report.table import build_table, write_table
 from prunebench.report.trace import trace
-from prunebench.runs import ArmProtocol, RunSpec, evaluate_run, prune_run, train_run
+from prunebench.training.runs import ArmProtocol, RunSpec, evaluate_run, prune_run, train_run
 
 CPU = torch.device("cpu")
 TINY = {"train_subset": 32, "test_subset": 16}
@@ -89,7 +89,7 @@ def test_trace_names_a_bad_row_or_column(table, capsys):
 def _saved(root, folder, ev):
     """A run as the workflow lays it out (<...>/<arm folder>/seed<s>/model.pt): a small model file,
     its eval.json (accuracy, model path and hash) and a metrics.json."""
-    from prunebench.io import sha256, write_json
+    from prunebench.core.io import sha256, write_json
 
     run_dir = root / folder / f"seed{ev['run']['seed']}"
     run_dir.mkdir(parents=True)

@@ -15,10 +15,10 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from prunebench import models
-from prunebench.data import Data
-from prunebench.errors import UserError
-from prunebench.io import atomic_path, read_json, save_torch, sha256, write_json, write_text
-from prunebench.train import Hparams, Interrupted, Schedule, evaluate, fit
+from prunebench.core.errors import UserError
+from prunebench.core.io import atomic_path, read_json, save_torch, sha256, write_json, write_text
+from prunebench.data.cifar import Data
+from prunebench.training.loop import Hparams, Interrupted, Schedule, evaluate, fit
 
 CPU = torch.device("cpu")
 SMALL_VGG = [8, "M", 16, "M", 16, "M", 16, "M", 16]  # 4 pools: 32 -> 2, then Li's head

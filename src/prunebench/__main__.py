@@ -1,3 +1,3 @@
-from .cli import main
+from prunebench.commands.cli import main
 
 main()

@@ -1,12 +1,12 @@
 # Path helpers and config lookups shared by every rule file. No training logic here; which runs
-# a study needs comes from prunebench.studies, what each run does from the prunebench CLI.
+# a study needs comes from prunebench.studies.study, what each run does from the prunebench CLI.
 import re
 import sys
 
 from prunebench import methods
-from prunebench.config import check
-from prunebench.errors import UserError
-from prunebench.studies import (
+from prunebench.studies.config import check
+from prunebench.core.errors import UserError
+from prunebench.studies.study import (
     base_tag,
     curves,
     parse_tag,
@@ -83,7 +83,7 @@ def gpus(wc):
 
 def launcher(wc):
     """The command a training job runs: prunebench itself, or torchrun starting one prunebench
-    per GPU (README "ImageNet: data-parallel runs"); over several nodes srun starts torchrun
+    per GPU (docs/imagenet.md, "Data-parallel runs"); over several nodes srun starts torchrun
     on each, meeting at the job's first node."""
     n, nodes = gpus(wc), config["imagenet"]["nodes"] if is_imagenet(wc) else 1
     if nodes > 1:

@@ -15,6 +15,8 @@ model of its own arm rather than the base (``prune_from``): SFP's soft-pruned ru
 method (iterative pruning) prunes the ``prune_from`` run of its ``previous`` setting, the base
 for its first one: round k of iterative pruning prunes round k-1's retrained winning ticket,
 and step k of Li's layer-by-layer pruning prunes step k-1's fine-tuned network.
+
+Imports :mod:`prunebench.pruning` and the library below it (models, data, core).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..errors import UserError
+from prunebench.core.errors import UserError
 
 DEFAULT_ARMS = ("finetune", "scratch-e", "scratch-b")
 # soft: trained from scratch while pruning (SFP); winning: the pruned masks on the base's own

@@ -28,9 +28,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .. import masks, models
-from ..datasets import DATASETS
-from ..errors import UserError
+from prunebench import models
+from prunebench.core.errors import UserError
+from prunebench.data.datasets import DATASETS
+from prunebench.models import masks
+
 from . import Method, Pruned, get, names, register
 from .predefined import uniform_cfg
 
@@ -104,7 +106,7 @@ def pattern_cfg(arch: str, fractions: dict[int, float]) -> list:
 
 def matched_ratio(arch: str, num_classes: int, options: dict, target: int) -> tuple[float, list, int]:
     """The uniform ratio whose architecture has the parameter count nearest ``target``."""
-    from ..counting import count_params
+    from prunebench.models.counting import count_params
 
     def params(r: float) -> int:
         return count_params(models.build(arch, uniform_cfg(arch, r), num_classes, **options))

@@ -1,5 +1,5 @@
 """Li et al.'s analyses as pruning methods, so their retrained points are ordinary runs (the
-prune, fine-tune and evaluate rules) of the ``li`` study (:mod:`prunebench.analyses`).
+prune, fine-tune and evaluate rules) of the ``li`` study (:mod:`prunebench.studies.analyses`).
 
 ``layer``        one layer alone: setting ``<layer>_<ratio>_<criterion>`` (``8_0.5_l1``) removes
                  that fraction of Li's layer ``8`` by a criterion of the registry (Fig. 2c; an
@@ -17,9 +17,10 @@ import functools
 
 from torch import nn
 
-from .. import models
-from ..errors import UserError
-from ..pruning import ACTIVATION_CRITERIA, CRITERIA, STRATEGIES, kept_count, layer_ratios, select_filters, variant_spec
+from prunebench import models
+from prunebench.core.errors import UserError
+from prunebench.pruning import ACTIVATION_CRITERIA, CRITERIA, STRATEGIES, kept_count, layer_ratios, select_filters, variant_spec
+
 from . import Method, Pruned, register
 from .predefined import parse_ratio, uniform_cfg
 

@@ -20,9 +20,10 @@ import re
 import torch
 from torch import nn
 
-from .. import masks
-from ..errors import UserError
-from ..pruning import VARIANTS, layer_ratios, select_filters, variant_spec
+from prunebench.core.errors import UserError
+from prunebench.models import masks
+from prunebench.pruning import VARIANTS, layer_ratios, select_filters, variant_spec
+
 from . import Method, Pruned, register
 
 LOTTERY_ARMS = ("winning", "scratch-e")

@@ -4,7 +4,7 @@ One global threshold over the absolute values of all conv weights (stem, shortcu
 transition convs included; linear and BatchNorm layers never) zeroes the setting's fraction of
 them in the trained base. The network keeps its shape: the pruned file is the full model with
 a mask per conv, fine-tuning keeps the masked weights at zero, and the scratch arms put the
-same masks on a fresh init (:func:`prunebench.masks.scratch_init`).
+same masks on a fresh init (:func:`prunebench.models.masks.scratch_init`).
 
 A threshold that would empty a whole conv (possible at extreme ratios on a small stem) keeps
 that conv's largest weight instead, so the network still depends on its input; prune.json
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .. import masks
+from prunebench.models import masks
+
 from . import DEFAULT_ARMS, Method, Pruned, register
 from .predefined import parse_ratio
 

@@ -12,9 +12,10 @@ import functools
 
 from torch import nn
 
-from .. import models
-from ..errors import UserError
-from ..pruning import ACTIVATION_CRITERIA, CRITERIA, IMAGENET_VARIANTS, VARIANTS, kept_count, select_filters, variant_cfg, variant_ratios, variant_spec
+from prunebench import models
+from prunebench.core.errors import UserError
+from prunebench.pruning import ACTIVATION_CRITERIA, CRITERIA, IMAGENET_VARIANTS, VARIANTS, kept_count, select_filters, variant_cfg, variant_ratios, variant_spec
+
 from . import Method, Pruned, register
 
 

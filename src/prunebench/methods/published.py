@@ -11,8 +11,9 @@ bias in the thinet folder) is only counted, for Scratch-B's budget.
 
 from __future__ import annotations
 
-from ..errors import UserError
-from ..models.published import published
+from prunebench.core.errors import UserError
+from prunebench.models.published import published
+
 from . import Method, register
 
 # setting (a path segment) -> the architecture's name in models.published, per arch

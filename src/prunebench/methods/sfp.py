@@ -2,7 +2,7 @@
 
 The network trains from scratch while, before training and after every epoch, the filters of
 every conv with the smallest L2 norm are zeroed at the setting's keep rate (``0.7`` keeps 70 %);
-the zeroed filters keep being updated (the ``soft`` arm, :func:`prunebench.train.soft_pruning`).
+the zeroed filters keep being updated (the ``soft`` arm, :func:`prunebench.training.loop.soft_pruning`).
 Pruning then reads that run's final zero pattern as masks: the pruned file is the soft-pruned
 model with its masks, and the scratch arms train the same masks on a fresh init. There is no
 fine-tune arm: the soft-pruned model is the method's result. Its physically pruned form (the
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from .. import masks
-from ..errors import UserError
-from ..pruning import folding
+from prunebench.core.errors import UserError
+from prunebench.models import masks
+from prunebench.pruning import folding
+
 from . import Method, Pruned, register
 
 ARCHS = ("resnet20", "resnet32", "resnet56", "resnet110")

@@ -20,8 +20,9 @@ import re
 import torch
 from torch import nn
 
-from .. import models
-from ..errors import UserError
+from prunebench import models
+from prunebench.core.errors import UserError
+
 from . import Method, Pruned, register
 from .predefined import parse_ratio
 

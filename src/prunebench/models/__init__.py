@@ -18,6 +18,11 @@ studies accept): ``resnet34`` (Li et al.'s, L1 folder), ``resnet50`` and ``vgg16
 regression folders'), ``vgg16_nobn`` (ThiNet's and regression pruning's VGG-16),
 ``vgg11_slimming`` (network slimming's VGG-11 with BatchNorm1d in the head) and ``preresnet50``
 (SSS's MXNet ResNet-50). The published pruned ones are cfgs of these: :mod:`.published`.
+
+Beside the architectures: :mod:`.masks` (a masked model: the full architecture with a 0/1 mask per
+pruned weight) and :mod:`.counting` (MACs and parameters, masks taken into account). Adding a
+model is a module here built from an explicit width list, registered in ``ARCHS``, with its
+channel groups (:mod:`.groups`) so pruning can cut it. Imports only :mod:`prunebench.core`.
 """
 
 from __future__ import annotations
@@ -131,7 +136,7 @@ IMAGENET_ARCHS = tuple(a for a in _REGISTRY if a not in ARCHS)
 
 
 def check_arch(arch: str) -> None:
-    from ..errors import UserError
+    from prunebench.core.errors import UserError
 
     if arch not in _REGISTRY:
         raise UserError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS + IMAGENET_ARCHS)}")
@@ -150,7 +155,7 @@ def default_options(arch: str) -> dict:
 
 def check_options(arch: str, options: dict) -> dict:
     """``options`` completed with the defaults; a UserError names an unknown option or bad value."""
-    from ..errors import UserError
+    from prunebench.core.errors import UserError
 
     check_arch(arch)
     known = _REGISTRY[arch].options

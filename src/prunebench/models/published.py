@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import UserError
+from prunebench.core.errors import UserError
+
 from . import resnet_imagenet
 from .preresnet_imagenet import sss_cfg
 

@@ -1,16 +1,24 @@
-"""Structured pruning: criteria (which filters), variants (how many, where), surgery (the cut)."""
+"""Structured pruning: criteria (which filters), variants (how many, where), surgery (the cut).
+
+The importance criterion is apart from the surgery: :mod:`.criteria` scores filters (a new
+criterion is a few lines there), :mod:`.variants` holds Li et al.'s predefined per-layer ratios,
+:func:`select_filters` ranks each channel group by a criterion, :mod:`.surgery` builds the smaller
+network and copies the kept weights, :mod:`.folding` gives a filter-masked ResNet its physical
+form, and :mod:`.activations` gathers the feature-map evidence of the activation criteria.
+Imports :mod:`prunebench.models`, :mod:`prunebench.data` and :mod:`prunebench.core`.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .. import models
-from ..errors import UserError
+from prunebench import models
+from prunebench.core.errors import UserError
+
 from .criteria import ACTIVATION_CRITERIA, CRITERIA, Evidence, keep_top
 from .surgery import masked_copy, prune, pruned_cfg
 from .variants import IMAGENET_VARIANTS, VARIANTS, kept_count, layer_ratios, variant_ratios, variant_spec
-
 
 STRATEGIES = ("independent", "greedy")  # Li et al. section 3.3, Fig. 3
 

@@ -8,12 +8,17 @@ over the images (in float64), so one pass gives every criterion of :data:`ACTIVA
 
 from __future__ import annotations
 
+import logging
 from typing import Iterable
 
 import torch
 from torch import nn
 
+from prunebench.data.cifar import Data, eval_batches, trained_mean_std
+
 from .criteria import ACTIVATION_CRITERIA
+
+log = logging.getLogger("prunebench")
 
 _SUMS = ("mean", "std", "l1", "l2", "l2sq")
 
@@ -57,3 +62,11 @@ def feature_map_stats(model: nn.Module, batches: Iterable, layers: list[str]) ->
         stats = {"mean_mean": s["mean"] / n, "mean_std": s["std"] / n, "mean_l1": s["l1"] / n, "mean_l2": mean_l2, "var_l2": (s["l2sq"] / n - mean_l2 * mean_l2).clamp_min(0)}
         out[name] = {k: stats[k].float().cpu() for k in ACTIVATION_CRITERIA}
     return out
+
+
+def activation_stats(model: nn.Module, meta: dict, data: Data, device: torch.device, batch_size: int = 500) -> dict:
+    """Feature-map statistics of every filter group over the training images (no augmentation)."""
+    layers = [g.name for g in model.channel_groups() if not g.selection]
+    batches = eval_batches(data.train_x, data.train_y, batch_size, device, trained_mean_std(meta.get("hparams"), data.dataset))
+    log.info("feature-map statistics of %d layers over %d training images", len(layers), len(data.train_y))
+    return feature_map_stats(model.to(device), batches, layers)

@@ -16,13 +16,14 @@ once conv2's inputs from removed channels are zeroed too.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import masks, models
-from ..counting import count_macs
+from prunebench import models
+from prunebench.models import masks
+from prunebench.models.counting import count_macs
+
 from .surgery import prune as cut
 
 

@@ -17,8 +17,8 @@ import copy
 import torch
 from torch import nn
 
-from .. import models
-from ..models import ChannelGroup, cuttable_groups
+from prunebench import models
+from prunebench.models import ChannelGroup, cuttable_groups
 
 
 def _kept(model: nn.Module, g: ChannelGroup, keep: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import UserError
-from ..models import ChannelGroup
+from prunebench.core.errors import UserError
+from prunebench.models import ChannelGroup
 
 VARIANTS: dict[str, dict[str, dict]] = {
     "vgg16": {

@@ -33,10 +33,12 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter, NullFormatter  # noqa: E402
 
-from ..errors import UserError  # noqa: E402
-from .plotting import save_png  # noqa: E402
+from prunebench.core.errors import UserError  # noqa: E402
+from prunebench.core.names import STANDIN_LABEL, arch_name, dataset_name  # noqa: E402
+
 from . import stats  # noqa: E402
-from .table import MISSING, STANDIN_LABEL, arch_name, dataset_name, eval_run, read_csv_checked, write_csv_md  # noqa: E402
+from .plotting import save_png  # noqa: E402
+from .table import MISSING, eval_run, read_csv_checked, write_csv_md
 
 FAMILIES = {
     "slimming": "network slimming", "matched": "uniform (matched params)", "guided": "guided (stage averages)",

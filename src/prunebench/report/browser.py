@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import UserError
+from prunebench.core.errors import UserError
 
 log = logging.getLogger("prunebench")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")

@@ -19,11 +19,11 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from ..errors import UserError  # noqa: E402
-from ..io import atomic_path  # noqa: E402
-from .table import (  # noqa: E402
-    STANDIN_LABEL, arch_name, dataset_name, dataset_sort_key, normalize_setting, ratio, setting_label, setting_sort_key,
-)
+from prunebench.core.errors import UserError  # noqa: E402
+from prunebench.core.io import atomic_path  # noqa: E402
+from prunebench.core.names import STANDIN_LABEL, arch_name, dataset_name, normalize_setting, ratio, setting_label
+
+from .table import dataset_sort_key, setting_sort_key
 
 CHANNEL_COLUMNS = ["dataset", "arch", "setting", "layer", "stage", "before", "after_mean", "after_min", "after_max", "seeds"]
 _NAMED_TICKS = 20  # up to this many layers, every layer is named on the x axis; beyond, its index

@@ -19,9 +19,11 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
+from prunebench.core.io import atomic_path  # noqa: E402
+from prunebench.core.names import STANDIN_LABEL, dataset_name  # noqa: E402
+
 from .sweep import is_sweep, plot_sweep  # noqa: E402
-from .table import ARM_LABELS, STANDIN_LABEL, dataset_name, dataset_sort_key, present_arms  # noqa: E402
+from .table import ARM_LABELS, dataset_sort_key, present_arms
 
 _WIDTH = 0.8  # total width of one x group of dodged bars
 

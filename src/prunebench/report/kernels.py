@@ -14,9 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..errors import UserError  # noqa: E402
+from prunebench.core.errors import UserError  # noqa: E402
+from prunebench.core.names import arch_name, dataset_name  # noqa: E402
+
 from .plotting import save_png  # noqa: E402
-from .table import arch_name, dataset_name  # noqa: E402
 
 COLUMNS = ["dataset", "arch", "method", "setting", "stage", "row", "col", "kept", "seeds"]
 

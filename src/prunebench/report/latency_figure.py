@@ -12,9 +12,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on cluster nodes
 
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from .plotting import save_png  # noqa: E402
 
@@ -42,7 +42,7 @@ def _panel(ax, part: pd.DataFrame, colours: dict, markers: dict) -> None:
 
 def plot_latency(df: pd.DataFrame, out: str | PathLike, title: str) -> None:
     """One panel per batch size; a note instead of points where nothing could be compared."""
-    from ..latency import KINDS
+    from prunebench.analysis.latency import KINDS
 
     shown = df.dropna(subset=["speedup_vs_full"]) if len(df) else df
     batches = sorted(set(shown["batch"])) if len(shown) else [None]

@@ -24,10 +24,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ..errors import UserError  # noqa: E402
-from ..io import read_json  # noqa: E402
+from prunebench.core.errors import UserError  # noqa: E402
+from prunebench.core.io import read_json  # noqa: E402
+from prunebench.core.names import dataset_name, display_name  # noqa: E402
+
 from .plotting import save_png  # noqa: E402
-from .table import ARM_LABELS, dataset_name, display_name  # noqa: E402
+from .table import ARM_LABELS
 
 PASSES = 3  # forward + backward ~ 3 forward passes
 LABELS = {**ARM_LABELS, "base": "unpruned (base)", "winning": "winning ticket"}

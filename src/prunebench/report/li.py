@@ -21,8 +21,10 @@ from os import PathLike
 
 import pandas as pd
 
+from prunebench.core.names import arch_name, dataset_name
+
 from . import stats
-from .table import arch_name, dataset_name, write_csv_md
+from .table import write_csv_md
 
 CURVE_COLUMNS = ["dataset", "model", "mode", "name", "retrained", "layer", "ratio", "accuracy", "std", "n", "base_accuracy", "sensitive", "standin"]
 ITERATIVE_COLUMNS = ["dataset", "model", "variant", "schedule", "steps", "steps_total", "retrain_epochs", "params", "macs", "accuracy", "std", "n", "standin"]

@@ -18,8 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
-from .table import arch_name  # noqa: E402
+from prunebench.core.io import atomic_path  # noqa: E402
+from prunebench.core.names import arch_name  # noqa: E402
 
 CRITERION_TITLES = {"l1": "L1 (smallest pruned)", "l2": "L2 (smallest pruned)", "random": "random filters", "smallest": "largest pruned"}
 STRATEGY_COLOURS = {"independent": "tab:blue", "greedy": "tab:orange"}

@@ -12,10 +12,12 @@ from importlib import resources
 
 import pandas as pd
 
-from .. import models
-from ..counting import per_layer
-from ..pruning import variant_cfg
-from .table import arch_name, write_csv_md
+from prunebench import models
+from prunebench.core.names import arch_name
+from prunebench.models.counting import per_layer
+from prunebench.pruning import variant_cfg
+
+from .table import write_csv_md
 
 COLUMNS = ["model", "variant", "layer", "module", "input", "maps", "macs", "params", "maps_after", "macs_after", "params_after", "macs_reduction_pct"]
 PAPER_COLUMNS = ["macs", "params", "maps_after", "macs_reduction_pct"]

@@ -19,9 +19,11 @@ from os import PathLike
 
 import pandas as pd
 
-from ..errors import UserError
+from prunebench.core.errors import UserError
+from prunebench.core.names import STANDIN_LABEL, arch_name, dataset_name, normalize_setting, ratio
+
 from . import stats
-from .table import MISSING, STANDIN_LABEL, arch_name, dataset_name, eval_run, normalize_setting, ratio, read_csv_checked, write_csv_md
+from .table import MISSING, eval_run, read_csv_checked, write_csv_md
 
 ARMS = {"base": "unpruned", "winning": "winning", "scratch-e": "random"}
 METHOD_LABELS = {"magnitude": "one-shot", "iterative": "iterative", "l1mask": "L1 filters"}

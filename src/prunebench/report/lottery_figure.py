@@ -14,9 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
+from prunebench.core.io import atomic_path  # noqa: E402
+from prunebench.core.names import STANDIN_LABEL, arch_name, dataset_name  # noqa: E402
+
 from .lottery import METHOD_LABELS, setting_order  # noqa: E402
-from .table import STANDIN_LABEL, arch_name, dataset_name  # noqa: E402
 
 
 def plot_lottery(table: pd.DataFrame, out: str | PathLike, title: str | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from os import PathLike
 
-from ..io import atomic_path
+from prunebench.core.io import atomic_path
 
 
 def save_png(fig, out: str | PathLike, title: str | None = None, dpi: int = 150, fontsize: int = 10) -> None:

@@ -11,7 +11,8 @@ from os import PathLike
 
 import pandas as pd
 
-from ..checks import CHECKS
+from prunebench.training.checks import CHECKS
+
 from .table import write_csv_md
 
 COLUMNS = ["dataset", "arch", "method", "setting", "arm", "seed", *CHECKS, "failed", "model"]

@@ -15,9 +15,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
+from prunebench.core.io import atomic_path  # noqa: E402
+from prunebench.core.names import dataset_name  # noqa: E402
+
 from .stats import SCRATCH_ARMS  # noqa: E402
-from .table import ARM_LABELS, dataset_name, present_arms  # noqa: E402
+from .table import ARM_LABELS, present_arms
 
 COLOURS = {"unpruned": "black", "soft": "tab:purple", "finetune": "tab:blue", "scratch-e": "tab:orange", "scratch-b": "tab:green"}
 

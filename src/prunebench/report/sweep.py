@@ -17,8 +17,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
-from .table import ARM_LABELS, STANDIN_LABEL, arch_name, dataset_name, dataset_sort_key, present_arms, ratio  # noqa: E402
+from prunebench.core.io import atomic_path  # noqa: E402
+from prunebench.core.names import STANDIN_LABEL, arch_name, dataset_name, ratio  # noqa: E402
+
+from .table import ARM_LABELS, dataset_sort_key, present_arms
 
 MIN_POINTS = 3  # settings per model that make a table a sweep
 

@@ -22,8 +22,9 @@ from typing import Callable
 
 import pandas as pd
 
-from ..errors import UserError
-from ..io import read_json, sha256
+from prunebench.core.errors import UserError
+from prunebench.core.io import read_json, sha256
+
 from .stats import SCRATCH_ARMS
 from .table import ARMS
 

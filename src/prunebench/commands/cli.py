@@ -1,0 +1,371 @@
+"""The ``prunebench`` command line: one small command per Snakemake rule.
+
+Each command reads explicit input paths, calls the library and writes its outputs
+atomically. Known user errors end in one line on stderr and a non-zero exit; set
+``PRUNEBENCH_DEBUG=1`` (or pass ``--debug``) for a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+import torch
+
+from prunebench import __version__, models
+from prunebench.core.errors import UserError
+from prunebench.core.io import write_json, write_together
+from prunebench.core.provenance import provenance
+from prunebench.data.cifar import NORMALISATIONS
+from prunebench.models.counting import count_macs, count_params, scratch_b_epochs
+from prunebench.pruning import VARIANTS
+from prunebench.training.loop import COMPILE_MODES, PRECISIONS
+from prunebench.training.runs import ARMS
+
+from .data import imagenet_options, loader_options
+
+log = logging.getLogger("prunebench")
+
+
+def _fractions(ctx: click.Context, param: click.Parameter, text: str) -> tuple[float, ...]:
+    """--milestones: comma-separated fractions of the run's epochs, each in (0, 1)."""
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers, e.g. 0.5,0.75") from None
+    if any(not 0 < v < 1 for v in values):
+        raise click.BadParameter(f"{text!r}: each milestone is a fraction of the epochs in (0, 1), e.g. 0.5,0.75")
+    return values
+
+
+def _cap(ctx: click.Context, param: click.Parameter, text: str | None) -> tuple[float, int] | None:
+    """--scratch-b-cap RATIO,EPOCHS."""
+    if not text:
+        return None
+    try:
+        ratio, epochs = text.split(",")
+        cap = (float(ratio), int(epochs))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not RATIO,EPOCHS, e.g. 2,180") from None
+    if cap[0] <= 0 or cap[1] < 1:
+        raise click.BadParameter(f"{text!r}: the ratio must be positive and the epochs at least 1")
+    return cap
+
+
+def _options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict:
+    """--option KEY=VALUE (repeatable): a model option; true/false become booleans."""
+    out = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{text!r} is not KEY=VALUE, e.g. shortcut_grad=true")
+        out[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return out
+
+
+def _method_setting(method: str | None, setting: str | None, variant: str | None) -> tuple[str | None, str | None]:
+    """--variant V is Li et al.'s variant: short for --method l1 --setting V."""
+    if variant is not None:
+        if method not in (None, "l1") or setting is not None:
+            raise UserError("give either --variant (Li et al.'s A/B, method l1) or --method with --setting, not both")
+        return "l1", variant
+    if (method is None) != (setting is None):
+        raise UserError("--method and --setting go together: the pruning method and its variant or ratio")
+    return method, setting
+
+
+def _check_out_dirs(*paths: str) -> None:
+    for p in paths:
+        if Path(p).is_dir():
+            raise UserError(f"{p} is a directory; give a file path to write")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="prunebench")
+@click.option("--debug", is_flag=True, envvar="PRUNEBENCH_DEBUG", help="Show tracebacks for user errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Reproduce Li et al. (ICLR'17) and Rethinking the Value of Network Pruning (ICLR'19)."""
+    ctx.obj = {"debug": debug}
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+
+
+# --------------------------------------------------------------------------- describe
+def _architecture(arch: str, method: str | None, setting: str | None, num_classes: int, options: dict) -> dict:
+    from prunebench import methods
+
+    options = models.check_options(arch, options)
+    cfg = models.default_cfg(arch)
+    if method is not None:
+        m = methods.get(method)
+        m.check_setting(arch, setting)
+        if m.learned:
+            raise UserError(f"{method} learns its architecture from trained weights; prune a model and read its prune.json")
+        cfg = m.scratch_cfg(arch, setting)
+    full, pruned = models.build(arch, None, num_classes, **options), models.build(arch, cfg, num_classes, **options)
+    macs, macs_full = count_macs(pruned), count_macs(full)
+    return {
+        "arch": arch,
+        "method": method,
+        "setting": setting,
+        "options": options,
+        "num_classes": num_classes,
+        "cfg": list(pruned.cfg),
+        "macs": macs,
+        "params": count_params(pruned),
+        "macs_full": macs_full,
+        "params_full": count_params(full),
+    }
+
+
+@cli.command()
+@click.option("--arch", required=True, help=f"Architecture: {', '.join(models.ARCHS)}.")
+@click.option("--variant", default=None, help="Li et al.'s pruned variant (A, B): short for --method l1 --setting V.")
+@click.option("--method", default=None, help="A predefined pruning method (l1, l2, random, smallest, uniform).")
+@click.option("--setting", default=None, help="The method's variant or ratio.")
+@click.option("--option", "options", multiple=True, callback=_options, help="Model option KEY=VALUE (repeatable).")
+@click.option("--dataset", default="cifar10", show_default=True, type=click.Choice(["cifar10", "cifar100"]), help="Sets the class count.")
+@click.option("--budget-epochs", default=160, show_default=True, type=click.IntRange(min=1), help="Epochs of the full network, for the Scratch-B count.")
+@click.option("--per-layer", is_flag=True, help="Print Li et al.'s Table 2 instead: per layer input, maps, MACs, params, maps kept, MAC reduction.")
+def describe(arch: str, variant: str | None, method: str | None, setting: str | None, options: dict, dataset: str, budget_epochs: int, per_layer: bool) -> None:
+    """Print JSON describing an architecture (cfg, MACs, params, full-network counts, Scratch-B
+    epochs) without training anything; with --per-layer, a Markdown table per layer."""
+    from prunebench.data.datasets import ALL_DATASETS as DATASETS
+
+    models.check_arch(arch)
+    method, setting = _method_setting(method, setting, variant)
+    info = _architecture(arch, method, setting, DATASETS[dataset], options)
+    if per_layer:
+        from prunebench.report import li_table2
+
+        label = setting if method in (None, "l1") else f"{method} {setting}"
+        df = li_table2.layer_table(arch, label or "full", DATASETS[dataset], info["options"], info["cfg"])
+        click.echo(li_table2.to_markdown(li_table2.with_paper(df) if method == "l1" else df))
+        return
+    info["macs_reduction_pct"] = round(100 * (1 - info["macs"] / info["macs_full"]), 2)
+    info["params_reduction_pct"] = round(100 * (1 - info["params"] / info["params_full"]), 2)
+    info["scratch_b_epochs"] = scratch_b_epochs(budget_epochs, info["macs_full"], info["macs"])
+    click.echo(json.dumps(info, indent=2))
+
+
+# --------------------------------------------------------------------------- train
+@cli.command()
+@click.option("--arch", required=True, help=f"Architecture: {', '.join(models.ARCHS)}.")
+@click.option("--arm", required=True, type=click.Choice(ARMS), help="base: full net; finetune: from --init; scratch-e/-b: the pruned architecture, fresh init; soft: SFP's soft pruning from scratch; winning: --init's masks on --theta0.")
+@click.option("--method", default=None, help="Pruning method of the scratch arms (l1, slimming, ...).")
+@click.option("--setting", default=None, help="The method's variant (A, B) or ratio (0.4).")
+@click.option("--variant", default=None, help="Li et al.'s variant: short for --method l1 --setting V.")
+@click.option("--option", "options", multiple=True, callback=_options, help="Model option KEY=VALUE (repeatable; base and predefined scratch arms).")
+@click.option("--init", "init_path", type=click.Path(dir_okay=False), help="The pruned file: weights to fine-tune, or the learned architecture of a scratch arm.")
+@click.option("--theta0", type=click.Path(dir_okay=False), help="The winning arm's init: the base's initial weights (prunebench init).")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Prepared dataset file (prunebench prepare).")
+@click.option("--model-out", required=True, type=click.Path(dir_okay=False), help="Final model file to write.")
+@click.option("--metrics-out", required=True, type=click.Path(dir_okay=False), help="Metrics JSON to write.")
+@click.option("--eval-out", type=click.Path(dir_okay=False), help="Also evaluate the written model as 'prunebench evaluate' does, into this eval.json.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Resume checkpoint [default: beside --model-out].")
+@click.option("--epochs", required=True, type=click.IntRange(min=1), help="Epochs; for scratch-b the full network's epochs, scaled by the MACs ratio.")
+@click.option("--lr", required=True, type=click.FloatRange(min=0, min_open=True), help="Initial learning rate.")
+@click.option("--milestones", default="", callback=_fractions, help="LR decay points as fractions of the epochs, e.g. 0.5,0.75 (empty: constant).")
+@click.option("--gamma", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True), help="LR decay factor.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1), help="Training batch size.")
+@click.option("--test-batch-size", default=256, show_default=True, type=click.IntRange(min=1), help="Evaluation batch size.")
+@click.option("--momentum", default=0.9, show_default=True, type=click.FloatRange(min=0), help="SGD momentum.")
+@click.option("--weight-decay", default=1e-4, show_default=True, type=click.FloatRange(min=0), help="SGD weight decay.")
+@click.option("--sparsity", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Network slimming's L1 penalty s on BatchNorm scales (base arm).")
+@click.option("--nesterov/--no-nesterov", default=False, show_default=True, help="Nesterov momentum (the SFP protocol).")
+@click.option("--normalisation", default="rethinking", show_default=True, type=click.Choice(tuple(NORMALISATIONS)), help="Input mean/std: the Rethinking code's, or the SFP code's per dataset.")
+@click.option("--warmup-epochs", default=0, show_default=True, type=click.IntRange(min=0), help="Epochs at --warmup-lr before --lr (SFP: 1 at 0.01).")
+@click.option("--warmup-lr", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Learning rate of the warm-up epochs.")
+@click.option("--scratch-b-budget", default="after-mask", show_default=True, type=click.Choice(("after-mask", "before-mask")), help="Scratch-B of a masked model: MACs measured after the mask is loaded, or before (the reference's bug: ratio 1).")
+@click.option("--scratch-b-steps", default="fractions", show_default=True, type=click.Choice(("fractions", "repeat")), help="Scratch-B's LR steps: at --milestones' fractions of its epochs, or every int(E x first milestone) epochs (ImageNet).")
+@click.option("--scratch-b-cap", callback=_cap, help="RATIO,EPOCHS: a MACs ratio of at least RATIO trains EPOCHS instead (ImageNet L1/ThiNet/regression: 2,180).")
+@click.option("--scratch-b-epochs", type=click.IntRange(min=1), help="Scratch-B's epochs, set instead of the budget (a released run that differs from the rule).")
+@click.option("--max-epochs", type=click.IntRange(min=1), help="Cap on Scratch-B's budgeted epochs (a smoke scale's limit).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed for init, data order and augmentation.")
+@click.option("--train-subset", type=click.IntRange(min=1), help="Use a fixed random subset of N training images.")
+@click.option("--test-subset", type=click.IntRange(min=1), help="Use a fixed random subset of N test images.")
+@click.option("--scale", default="custom", show_default=True, help="Scale label recorded with the run.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS), help="fp32 keeps the papers' arithmetic; tf32/bf16 trade it for speed on GPUs.")
+@click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(COMPILE_MODES), help="torch.compile mode for the model (reduce-overhead uses CUDA graphs).")
+@imagenet_options(train=True)
+def train(**o) -> None:
+    """Train one run (any arm) and write its model and metrics; resumes from its checkpoint."""
+    from prunebench.core.utils import choose_device
+    from prunebench.training.runs import ArmProtocol, RunSpec, train_run
+
+    if o["threads"]:
+        torch.set_num_threads(o["threads"])
+    _check_out_dirs(*filter(None, (o["model_out"], o["metrics_out"], o["eval_out"])))
+    method, setting = _method_setting(o["method"], o["setting"], o["variant"])
+    spec = RunSpec(o["arch"], o["arm"], o["seed"], method, setting, o["options"], o["init_path"], o["theta0"])
+    hparams = {k: o[k] for k in ("batch_size", "test_batch_size", "momentum", "weight_decay", "precision", "sparsity", "nesterov", "normalisation")}
+    hparams["compile"] = o["compile_mode"]
+    protocol = ArmProtocol(o["epochs"], o["lr"], o["milestones"], o["gamma"], o["warmup_epochs"], o["warmup_lr"], o["scratch_b_budget"] == "after-mask", o["max_epochs"], o["scratch_b_steps"], o["scratch_b_cap"], o["scratch_b_epochs"])
+    train_run(
+        spec,
+        o["data_path"],
+        protocol,
+        hparams,
+        choose_device(o["device"]),
+        o["model_out"],
+        o["metrics_out"],
+        o["checkpoint"],
+        o["train_subset"],
+        o["test_subset"],
+        o["scale"],
+        loader_options(o),
+        o["eval_out"],
+    )
+
+
+# --------------------------------------------------------------------------- init
+@cli.command()
+@click.option("--base", "base_path", required=True, type=click.Path(dir_okay=False), help="The trained base's model.pt.")
+@click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False), help="The base's metrics.json (holds the hash of its init).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="init.pt to write.")
+def init(base_path: str, metrics_path: str, out: str) -> None:
+    """Write a base run's initial weights theta_0 (the lottery ticket's init), rebuilt from its
+    seed and checked against the hash the base recorded before training."""
+    from prunebench.training.runs import init_run
+
+    _check_out_dirs(out)
+    init_run(base_path, metrics_path, out)
+
+
+# --------------------------------------------------------------------------- prune
+@cli.command()
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="Trained full model (train --arm base; for sfp, --arm soft).")
+@click.option("--method", default=None, help="Pruning method: l1, l2, random, smallest (Li's variants), uniform, slimming, magnitude (ratios), sfp (keep rate).")
+@click.option("--setting", default=None, help="The method's variant (A, B) or global ratio (0.4).")
+@click.option("--variant", default=None, help="Li et al.'s variant: short for --method l1 --setting V.")
+@click.option("--criterion", default=None, help="With --variant: rank filters by l1, l2, random or smallest (the method of that name).")
+@click.option("--ratio", type=float, default=None, help="Short for --method uniform --setting RATIO: remove this fraction of every prunable layer.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the random criterion.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pruned checkpoint to write.")
+@click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False), help="prune.json to write.")
+@click.option("--physical-out", type=click.Path(dir_okay=False), help="sfp: also write the physically pruned network (zeroed inner channels removed).")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), help="Prepared dataset, for criteria that rank filters by their feature maps (Li's mean_std, ...).")
+@click.option("--train-subset", type=click.IntRange(min=1), help="Use this many training images for those statistics.")
+def prune(model_path: str, method: str | None, setting: str | None, variant: str | None, criterion: str | None, ratio: float | None, seed: int, out: str, report_path: str, physical_out: str | None, data_path: str | None, train_subset: int | None) -> None:
+    """Prune a trained full model by --method at --setting (Li's variants rank filters by their
+    criterion; slimming thresholds BatchNorm scales globally) and save the smaller network."""
+    from prunebench.training.runs import prune_run
+
+    _check_out_dirs(out, report_path, *([physical_out] if physical_out else []))
+    if ratio is not None:
+        if method or setting or variant:
+            raise UserError("give one of --ratio, --variant, or --method with --setting")
+        method, setting = "uniform", repr(ratio)
+    else:
+        method, setting = _method_setting(method, setting, variant)
+        if criterion is not None:
+            if variant is None:
+                raise UserError("--criterion goes with --variant; otherwise name the method with --method")
+            method = criterion
+    if method is None:
+        raise UserError("give --method with --setting (or --variant, or --ratio): what to prune, and how much")
+    prune_run(model_path, method, setting, seed, out, report_path, physical_out, data_path, train_subset)
+
+
+# --------------------------------------------------------------------------- derive
+@cli.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--method", required=True, help="An architecture source: matched, guided, transferred, randomsparse, guidedsparse.")
+@click.option("--setting", required=True, help="Its source row, e.g. slimming_0.5 or cifar10_vgg16_slimming_0.5.")
+@click.option("--dataset", required=True, help="The dataset the derived network trains on (its classes).")
+@click.option("--arch", required=True, help=f"Architecture: {', '.join(models.ARCHS)}.")
+@click.option("--option", "options", multiple=True, callback=_options, help="Model option KEY=VALUE (repeatable).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the fresh weights and random masks.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pruned file to write.")
+@click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False), help="prune.json to write.")
+def derive(sources: tuple[str, ...], method: str, setting: str, dataset: str, arch: str, options: dict, seed: int, out: str, report_path: str) -> None:
+    """Derive an architecture (pruning as architecture search) from the source runs' prune.json
+    files (SOURCES) and write it as a pruned file for the scratch arms."""
+    from prunebench.training.derivation import derive_run
+
+    _check_out_dirs(out, report_path)
+    derive_run(method, setting, dataset, arch, seed, options, list(sources), out, report_path)
+
+
+# --------------------------------------------------------------------------- evaluate
+@cli.command()
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="Trained model file.")
+@click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False), help="The run's metrics.json.")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Prepared dataset file.")
+@click.option("--test-subset", type=click.IntRange(min=1), help="Same test subset as training used.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="eval.json to write.")
+@imagenet_options(train=False)
+def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: str, threads: int | None, out: str, **o) -> None:
+    """Re-evaluate a trained model on the test set and write one table cell's worth of JSON."""
+    from prunebench.core.utils import choose_device
+    from prunebench.training.runs import evaluate_run
+
+    if threads:
+        torch.set_num_threads(threads)
+    evaluate_run(model_path, metrics_path, data_path, test_subset, choose_device(device), out, loader_options(o))
+
+
+# --------------------------------------------------------------------------- bench
+@cli.command()
+@click.option("--models", "model_list", default="resnet56,resnet110,vgg16,resnet56-B", show_default=True, help="Comma-separated archs or arch-variant.")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Prepared dataset file (prunebench prepare).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1), help="Training batch size of both paths.")
+@click.option("--warmup", default=20, show_default=True, type=click.IntRange(min=0), help="Untimed steps first.")
+@click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1), help="Timed steps per path and model.")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(min=0), help="DataLoader workers of the reference loop.")
+@click.option("--acc-epochs", default=3, show_default=True, type=click.IntRange(min=0), help="Epochs of the accuracy check per path (0: skip).")
+@click.option("--train-subset", type=click.IntRange(min=1), help="Training images used (default: all).")
+@click.option("--test-subset", type=click.IntRange(min=1), help="Test images used (default: all).")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS), help="Precision of the prunebench path (the reference is fp32).")
+@click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(COMPILE_MODES), help="torch.compile mode of the prunebench path.")
+@click.option("--pack", default=1, show_default=True, type=click.IntRange(min=1), help="Also run N prunebench runs of the first model at once and sum their images/s.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads per process.")
+@click.option("--out-json", required=True, type=click.Path(dir_okay=False), help="bench.json to write.")
+@click.option("--out-md", required=True, type=click.Path(dir_okay=False), help="bench.md to write.")
+def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc_epochs, train_subset, test_subset, precision, compile_mode, pack, threads, out_json, out_md) -> None:
+    """Time prunebench's training path against a reference-style loop on this device, check both
+    reach the same accuracy, measure packing, and project the GPU-hours of paper-scale Table 1."""
+    from prunebench.analysis import bench as B
+    from prunebench.core.io import write_text
+
+    if not Path(data_path).is_file():
+        raise UserError(f"prepared dataset {data_path} does not exist; make it with 'prunebench prepare'")
+    cases = [B.Case.parse(m.strip()) for m in model_list.split(",") if m.strip()]
+    for c in cases:
+        c.cfg()  # unknown variants fail here, before any process starts
+    s = B.Settings(data_path, device, batch_size, warmup, steps, workers, acc_epochs, train_subset, test_subset, precision, compile_mode, 1, threads)
+    result = B.run(cases, s, pack, log=log.info)
+    result["projection"] = B.project_table1(result, {arch: list(v) for arch, v in VARIANTS.items()})
+    result["command"] = " ".join(["prunebench", *sys.argv[1:]])
+    result["provenance"] = provenance()
+    markdown = B.to_markdown(result)
+    write_together((out_json, lambda: write_json(out_json, result)), (out_md, lambda: write_text(out_md, markdown)))
+    click.echo(markdown)
+
+
+from .data import prepare, standin  # noqa: E402 (datasets: CIFAR prepared, ImageNet checked)
+from .latency import latency  # noqa: E402 (measured inference cost)
+from .li import curve, li_report, li_table2  # noqa: E402 (Li et al.'s analyses)
+from .report import channels, check_report, checks, figure, html, kernels, ledger, stats_figure, table, trace  # noqa: E402 (the report layer)
+
+for _command in (prepare, standin, table, figure, stats_figure, channels, kernels, trace, checks, html, check_report, ledger, curve, li_table2, li_report, latency):
+    cli.add_command(_command)
+
+
+# --------------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> None:
+    from .entry import run
+
+    run(cli, "prunebench", argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Model files: ``{arch, cfg, num_classes, options, state_dict, run, ...}``, loadable with plain
+torch and the model registry (``models.build(arch, cfg, num_classes, **options)``), validated on
+load so a wrong or damaged file fails with one clear line. A masked model adds ``masks``
+(``{"<module>.weight": bool tensor}``); its state dict holds the effective (zeroed) weights under
+the plain names, and loading re-attaches the masks (:mod:`prunebench.models.masks`)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench import models
+from prunebench.core.errors import UserError
+from prunebench.core.io import load_torch, save_torch
+from prunebench.models import masks
+
+REQUIRED = ("arch", "cfg", "num_classes", "state_dict")
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, arch: str, num_classes: int, options: dict | None = None, **meta: Any) -> None:
+    state = masks.plain_state_dict(model)
+    blob = {"arch": arch, "cfg": list(model.cfg), "num_classes": num_classes, "options": dict(options or {}), "state_dict": state}
+    if masks.is_masked(model):
+        blob["masks"] = masks.masks_of(model)
+    save_torch(path, {**blob, **meta})
+
+
+def load_model(path: str | os.PathLike, expect_arch: str | None = None) -> tuple[nn.Module, dict]:
+    blob = load_torch(path, what="model checkpoint")
+    if not isinstance(blob, dict) or any(k not in blob for k in REQUIRED):
+        raise UserError(f"{path} is not a prunebench model file (needs {', '.join(REQUIRED)}); rerun the step that makes it")
+    arch = blob["arch"]
+    if expect_arch is not None and arch != expect_arch:
+        raise UserError(f"{path} holds a {arch} model but {expect_arch} was asked for; pass the matching checkpoint")
+    if not isinstance(blob.get("options", {}), dict):
+        raise UserError(f"{path}: options {blob['options']!r} are not a mapping; the file is damaged, rerun its step")
+    try:
+        options = models.check_options(arch, blob.get("options", {}))
+    except UserError as e:
+        raise UserError(f"{path}: {e}; the file is damaged or from another version, rerun its step") from None
+    try:
+        model = models.build(arch, blob["cfg"], blob["num_classes"], **options)
+    except (ValueError, TypeError, RuntimeError, IndexError) as e:
+        raise UserError(f"{path}: cfg {blob['cfg']} does not build a {arch} ({e}); the file is damaged, rerun its step") from None
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError:
+        raise UserError(
+            f"{path}: weights do not fit {arch} with cfg {blob['cfg']}; the file is damaged or edited, rerun its step"
+        ) from None
+    saved_masks = blob.get("masks")
+    if saved_masks is not None:
+        if not isinstance(saved_masks, dict) or not all(isinstance(m, torch.Tensor) and m.dtype == torch.bool for m in saved_masks.values()):
+            raise UserError(f"{path}: masks are not a mapping of bool tensors; the file is damaged, rerun its step")
+        try:
+            masks.apply(model, saved_masks)
+        except UserError as e:
+            raise UserError(f"{path}: {e}") from None
+    return model, {**{k: v for k, v in blob.items() if k not in ("state_dict", "masks")}, "options": options}
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """One hash of a model's weights (names, shapes, dtypes and values, in state-dict order):
+    how a base run records its initial weights so theta_0 rebuilt later can be checked equal."""
+    digest = hashlib.sha256()
+    for key, value in masks.plain_state_dict(model).items():
+        digest.update(f"{key}:{tuple(value.shape)}:{value.dtype};".encode())
+        digest.update(value.numpy().tobytes() if value.dtype != torch.bfloat16 else value.float().numpy().tobytes())
+    return digest.hexdigest()
