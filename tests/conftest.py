@@ -7,6 +7,7 @@ import logging
 import os
 import pickle
 import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -208,3 +209,13 @@ def prunebench_process(argv: list[str], cwd) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "prunebench", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.stdout == "", proc.stdout
     return proc
+
+
+@pytest.fixture
+def sigterm_guard():
+    """A harmless SIGTERM handler while the test runs, so a fit that failed to install its own
+    handler fails the test instead of killing pytest; yields the list of stray signals."""
+    stray = []
+    old = signal.signal(signal.SIGTERM, lambda s, f: stray.append(s))
+    yield stray
+    signal.signal(signal.SIGTERM, old)

@@ -72,16 +72,6 @@ class StepSpy:
         self.handle.remove()
 
 
-@pytest.fixture
-def sigterm_guard():
-    """A harmless SIGTERM handler while the test runs, so a fit that failed to install its own
-    handler fails the test instead of killing pytest; yields the list of stray signals."""
-    stray = []
-    old = signal.signal(signal.SIGTERM, lambda s, f: stray.append(s))
-    yield stray
-    signal.signal(signal.SIGTERM, old)
-
-
 # --------------------------------------------------------------------------- schedule
 def test_fractional_schedule():
     s = Schedule.fractional(8, 0.1, (0.5, 0.75))

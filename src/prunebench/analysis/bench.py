@@ -23,6 +23,7 @@ from prunebench.core.utils import choose_device, seed_everything
 from prunebench.data.cifar import MEAN, STD, Data, TrainBatches
 from prunebench.data.sampling import epoch_generator
 from prunebench.models.counting import count_macs, scratch_b_epochs
+from prunebench.training import graphs
 from prunebench.training.loop import Hparams, Schedule, evaluate, fit, make_optimizer, make_step, set_precision
 
 CIFAR_TRAIN_IMAGES = 50_000
@@ -64,6 +65,7 @@ class Settings:
     compile: str = "none"
     seed: int = 1
     threads: int | None = None
+    graphs: bool = True  # the prunebench path replays a CUDA graph where training would
 
 
 # --------------------------------------------------------------------------- the two paths
@@ -190,7 +192,9 @@ def run_case(case: Case, path: str, s: Settings, accuracy: bool = True, barrier=
         model = model.to(memory_format=torch.channels_last)
         hp = _hparams(s, max(s.acc_epochs, 1), s.precision, s.compile)
         optimizer = make_optimizer(model, hp, device)
-        step = make_step(model, optimizer, hp, device)
+        graph = "cuda" if s.graphs and graphs.wanted(device, 1, s.compile) else "off"
+        step = make_step(model, optimizer, hp, device, graph=graph)
+        result["cuda_graph"] = graph == "cuda"
         batches = TrainBatches(data.train_x, data.train_y, s.batch_size, device)
         if barrier is not None:
             barrier.wait()
@@ -215,7 +219,7 @@ def run_case(case: Case, path: str, s: Settings, accuracy: bool = True, barrier=
             from pathlib import Path
 
             with tempfile.TemporaryDirectory() as tmp:
-                acc = fit(fresh, data, hp, device, Path(tmp) / "ckpt.pt")["final_accuracy"]
+                acc = fit(fresh, data, hp, device, Path(tmp) / "ckpt.pt", graph=None if s.graphs else "off")["final_accuracy"]
         result.update(accuracy=acc, accuracy_epochs=s.acc_epochs, accuracy_seconds=time.perf_counter() - start)
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result["host_peak_mib"] = rss_kib / 1024
@@ -359,7 +363,7 @@ def to_markdown(result: dict) -> str:
         acc = f"{r['accuracy']:.2f} ({r['accuracy_epochs']} ep.)" if "accuracy" in r else "–"
         dev = f"{r['device_peak_mib']:.0f}" if r["device_peak_mib"] is not None else "–"
         lines.append(
-            f"| {r['model']} | {r['path']} | {r['images_per_s']:.1f} | {r['seconds_per_epoch']:.1f} | "
+            f"| {r['model']} | {r['path']}{', CUDA graph' if r.get('cuda_graph') else ''} | {r['images_per_s']:.1f} | {r['seconds_per_epoch']:.1f} | "
             f"x{ratio:.2f} | {acc} | {r['host_peak_mib']:.0f} | {dev} |"
         )
     p = result.get("packing")

@@ -233,6 +233,7 @@ def train_run(
         "inputs": inputs,
         "device": device_name(device),
         "train_seconds": result["train_seconds"],
+        "cuda_graph": result["cuda_graph"],  # the step replayed as a CUDA graph (same arithmetic)
         "wall_seconds": time.time() - started,
         "history": result["history"],
         "run_config_sha256": config_sha256(resolved),  # everything that decides the run's result
