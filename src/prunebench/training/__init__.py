@@ -1,5 +1,6 @@
 """What one run is, from its inputs to its files: the training loop every arm shares
-(:mod:`.loop`: base, fine-tune, Scratch-E/B, soft, winning differ only in data), each arm's
+(:mod:`.loop`: base, fine-tune, Scratch-E/B, soft, winning differ only in data; on a GPU its
+step replayed as a CUDA graph, :mod:`.graphs`), each arm's
 schedule and Scratch-B's budget (:mod:`.protocols`), model files (:mod:`.checkpoints`),
 data-parallel processes under torchrun (:mod:`.distributed`), the per-run self-checks
 (:mod:`.checks`), and the steps a rule calls (:mod:`.runs`: train, prune, init, evaluate;
