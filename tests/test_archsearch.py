@@ -15,7 +15,8 @@ from prunebench.methods.derived import pattern_cfg, stage_fractions
 from prunebench.models import masks
 from prunebench.training.checkpoints import load_model, save_model
 from prunebench.training.derivation import derive_run
-from prunebench.training.runs import ArmProtocol, RunSpec, prune_run, train_run
+from prunebench.training.jobs import prune_run
+from prunebench.training.runs import ArmProtocol, RunSpec, train_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

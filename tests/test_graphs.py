@@ -13,7 +13,8 @@ from prunebench import models
 from prunebench.data.cifar import Data
 from prunebench.models import masks
 from prunebench.training import graphs
-from prunebench.training.loop import Hparams, Schedule, fit, make_optimizer, make_step
+from prunebench.training.loop import fit
+from prunebench.training.step import Hparams, Schedule, make_optimizer, make_step
 
 CPU = torch.device("cpu")
 SMALL_VGG = [8, "M", 16, "M", 16, "M", 16, "M", 16]

@@ -16,8 +16,8 @@ from prunebench import methods, models
 from prunebench.core.errors import UserError
 from prunebench.models.counting import count_macs
 from prunebench.studies.config import check
-from prunebench.training.loop import sparsity_penalty
 from prunebench.training.runs import ArmProtocol, RunSpec, starting_model
+from prunebench.training.step import sparsity_penalty
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

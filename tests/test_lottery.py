@@ -15,7 +15,8 @@ from prunebench.methods.lottery import filter_masks, parse_rounds, previous_roun
 from prunebench.models import masks
 from prunebench.studies.study import check, rows
 from prunebench.training.checkpoints import load_model, weights_sha256
-from prunebench.training.runs import ArmProtocol, RunSpec, init_run, prune_run, starting_model, train_run
+from prunebench.training.jobs import init_run, prune_run
+from prunebench.training.runs import ArmProtocol, RunSpec, starting_model, train_run
 
 CPU = torch.device("cpu")
 TINY = {"train_subset": 32, "test_subset": 16}

@@ -15,7 +15,8 @@ from prunebench.data.cifar import Data
 from prunebench.models import masks
 from prunebench.models.counting import conv_positions, count_macs, count_macs_by_mask, count_params
 from prunebench.training.checkpoints import load_model, save_model
-from prunebench.training.loop import Hparams, Schedule, fit, make_optimizer, make_step
+from prunebench.training.loop import fit
+from prunebench.training.step import Hparams, Schedule, make_optimizer, make_step
 
 
 def _trained_like(arch: str = "resnet20", seed: int = 0) -> nn.Module:

@@ -14,7 +14,8 @@ from prunebench.models import masks
 from prunebench.models.counting import count_macs
 from prunebench.pruning.folding import dead_filters, macs_without_dead_inputs, physical
 from prunebench.training.checkpoints import load_model, save_model
-from prunebench.training.runs import ArmProtocol, RunSpec, prune_run, train_run
+from prunebench.training.jobs import prune_run
+from prunebench.training.runs import ArmProtocol, RunSpec, train_run
 
 OPTIONS = {"shortcut": "subsample", "shortcut_grad": True, "fc_init": "kaiming"}
 
@@ -119,7 +120,7 @@ def test_scratch_b_budget_after_or_before_the_mask(soft_file, tiny_prepared, tmp
 
 
 def test_sfp_schedule_warms_up_then_steps_by_0_2():
-    from prunebench.training.loop import Schedule
+    from prunebench.training.step import Schedule
 
     s = Schedule.fractional(200, 0.1, (0.3, 0.6, 0.8), 0.2, warmup_epochs=1, warmup_lr=0.01)
     assert s.milestones == (60, 120, 160)

@@ -13,10 +13,10 @@ from torch import nn
 from prunebench import models
 from prunebench.core.errors import UserError
 from prunebench.pruning import masked_copy
-from prunebench.training import loop as train
-from prunebench.training import runs
-from prunebench.training.loop import Hparams, Schedule
+from prunebench.training import jobs, runs
+from prunebench.training import step as train
 from prunebench.training.runs import ArmProtocol, RunSpec
+from prunebench.training.step import Hparams, Schedule
 
 CPU = torch.device("cpu")
 HP = {"batch_size": 16, "test_batch_size": 64}
@@ -95,7 +95,7 @@ def vgg_chain(tiny_prepared, tmp_path_factory):
     """A sparsity-trained vgg19 base (1 epoch) and its slimming-0.5 pruned file."""
     root = tmp_path_factory.mktemp("slim_vgg")
     base = run(RunSpec("vgg19", "base"), tiny_prepared, root / "base", hparams={**HP, "sparsity": 1e-4})
-    report = runs.prune_run(str(root / "base" / "model.pt"), "slimming", "0.5", 1, str(root / "pruned.pt"), str(root / "prune.json"))
+    report = jobs.prune_run(str(root / "base" / "model.pt"), "slimming", "0.5", 1, str(root / "pruned.pt"), str(root / "prune.json"))
     return root, base, report
 
 
@@ -168,7 +168,7 @@ def test_scratch_b_epochs_follow_the_macs_ratio(vgg_chain, tiny_prepared):
 
 def test_densenet_chain_prunes_selections(tiny_prepared, tmp_path):
     run(RunSpec("densenet40", "base"), tiny_prepared, tmp_path / "base", hparams={**HP, "sparsity": 1e-5})
-    report = runs.prune_run(str(tmp_path / "base" / "model.pt"), "slimming", "0.4", 1, str(tmp_path / "p.pt"), str(tmp_path / "p.json"))
+    report = jobs.prune_run(str(tmp_path / "base" / "model.pt"), "slimming", "0.4", 1, str(tmp_path / "p.pt"), str(tmp_path / "p.json"))
     blob = torch.load(tmp_path / "p.pt", weights_only=True)
     default = models.default_cfg("densenet40")
     assert any(isinstance(c, list) for c in blob["cfg"])

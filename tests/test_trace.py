@@ -13,7 +13,9 @@ from prunebench.commands.cli import main
 from prunebench.core.errors import UserError
 from prunebench.report.table import build_table, write_table
 from prunebench.report.trace import trace
-from prunebench.training.runs import ArmProtocol, RunSpec, evaluate_run, prune_run, train_run
+from prunebench.training.evaluation import evaluate_run
+from prunebench.training.jobs import prune_run
+from prunebench.training.runs import ArmProtocol, RunSpec, train_run
 
 CPU = torch.device("cpu")
 TINY = {"train_subset": 32, "test_subset": 16}

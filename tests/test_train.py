@@ -18,7 +18,8 @@ from prunebench import models
 from prunebench.core.errors import UserError
 from prunebench.core.io import atomic_path, read_json, save_torch, sha256, write_json, write_text
 from prunebench.data.cifar import Data
-from prunebench.training.loop import Hparams, Interrupted, Schedule, evaluate, fit
+from prunebench.training.loop import Interrupted, evaluate, fit
+from prunebench.training.step import Hparams, Schedule
 
 CPU = torch.device("cpu")
 SMALL_VGG = [8, "M", 16, "M", 16, "M", 16, "M", 16]  # 4 pools: 32 -> 2, then Li's head

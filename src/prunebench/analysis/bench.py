@@ -24,7 +24,8 @@ from prunebench.data.cifar import MEAN, STD, Data, TrainBatches
 from prunebench.data.sampling import epoch_generator
 from prunebench.models.counting import count_macs, scratch_b_epochs
 from prunebench.training import graphs
-from prunebench.training.loop import Hparams, Schedule, evaluate, fit, make_optimizer, make_step, set_precision
+from prunebench.training.loop import evaluate, fit
+from prunebench.training.step import Hparams, Schedule, make_optimizer, make_step, set_precision
 
 CIFAR_TRAIN_IMAGES = 50_000
 

@@ -10,7 +10,7 @@ import time
 import torch
 
 from prunebench import models
-from prunebench.training.loop import Hparams, Schedule, make_optimizer, make_step
+from prunebench.training.step import Hparams, Schedule, make_optimizer, make_step
 
 FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 

@@ -22,8 +22,9 @@ from prunebench.core.provenance import provenance
 from prunebench.data.cifar import NORMALISATIONS
 from prunebench.models.counting import count_macs, count_params, scratch_b_epochs
 from prunebench.pruning import VARIANTS
-from prunebench.training.loop import COMPILE_MODES, PRECISIONS
+from prunebench.training.fused import FUSE_MODES
 from prunebench.training.runs import ARMS
+from prunebench.training.step import COMPILE_MODES, PRECISIONS
 
 from .data import imagenet_options, loader_options
 
@@ -159,13 +160,13 @@ def describe(arch: str, variant: str | None, method: str | None, setting: str | 
 @click.option("--setting", default=None, help="The method's variant (A, B) or ratio (0.4).")
 @click.option("--variant", default=None, help="Li et al.'s variant: short for --method l1 --setting V.")
 @click.option("--option", "options", multiple=True, callback=_options, help="Model option KEY=VALUE (repeatable; base and predefined scratch arms).")
-@click.option("--init", "init_path", type=click.Path(dir_okay=False), help="The pruned file: weights to fine-tune, or the learned architecture of a scratch arm.")
-@click.option("--theta0", type=click.Path(dir_okay=False), help="The winning arm's init: the base's initial weights (prunebench init).")
+@click.option("--init", "init_path", multiple=True, type=click.Path(dir_okay=False), help="The pruned file: weights to fine-tune, or the learned architecture of a scratch arm (one per --seed).")
+@click.option("--theta0", multiple=True, type=click.Path(dir_okay=False), help="The winning arm's init: the base's initial weights, prunebench init (one per --seed).")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Prepared dataset file (prunebench prepare).")
-@click.option("--model-out", required=True, type=click.Path(dir_okay=False), help="Final model file to write.")
-@click.option("--metrics-out", required=True, type=click.Path(dir_okay=False), help="Metrics JSON to write.")
-@click.option("--eval-out", type=click.Path(dir_okay=False), help="Also evaluate the written model as 'prunebench evaluate' does, into this eval.json.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Resume checkpoint [default: beside --model-out].")
+@click.option("--model-out", required=True, multiple=True, type=click.Path(dir_okay=False), help="Final model file to write (one per --seed).")
+@click.option("--metrics-out", required=True, multiple=True, type=click.Path(dir_okay=False), help="Metrics JSON to write (one per --seed).")
+@click.option("--eval-out", multiple=True, type=click.Path(dir_okay=False), help="Also evaluate the written model as 'prunebench evaluate' does, into this eval.json (one per --seed).")
+@click.option("--checkpoint", multiple=True, type=click.Path(dir_okay=False), help="Resume checkpoint [default: beside --model-out] (one per --seed).")
 @click.option("--epochs", required=True, type=click.IntRange(min=1), help="Epochs; for scratch-b the full network's epochs, scaled by the MACs ratio.")
 @click.option("--lr", required=True, type=click.FloatRange(min=0, min_open=True), help="Initial learning rate.")
 @click.option("--milestones", default="", callback=_fractions, help="LR decay points as fractions of the epochs, e.g. 0.5,0.75 (empty: constant).")
@@ -184,42 +185,54 @@ def describe(arch: str, variant: str | None, method: str | None, setting: str | 
 @click.option("--scratch-b-cap", callback=_cap, help="RATIO,EPOCHS: a MACs ratio of at least RATIO trains EPOCHS instead (ImageNet L1/ThiNet/regression: 2,180).")
 @click.option("--scratch-b-epochs", type=click.IntRange(min=1), help="Scratch-B's epochs, set instead of the budget (a released run that differs from the rule).")
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Cap on Scratch-B's budgeted epochs (a smoke scale's limit).")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed for init, data order and augmentation.")
+@click.option("--seed", "seeds", default=(1,), show_default=True, multiple=True, type=int, help="Seed for init, data order and augmentation; several train one fused job, a run per seed.")
 @click.option("--train-subset", type=click.IntRange(min=1), help="Use a fixed random subset of N training images.")
 @click.option("--test-subset", type=click.IntRange(min=1), help="Use a fixed random subset of N test images.")
 @click.option("--scale", default="custom", show_default=True, help="Scale label recorded with the run.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS), help="fp32 keeps the papers' arithmetic; tf32/bf16 trade it for speed on GPUs.")
+@click.option("--fuse", default="auto", show_default=True, type=click.Choice(FUSE_MODES), help="Several --seed values: one fused network (auto: on a GPU only, where it is faster) or one run after another.")
 @click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(COMPILE_MODES), help="torch.compile mode for the model (reduce-overhead uses CUDA graphs).")
 @imagenet_options(train=True)
 def train(**o) -> None:
-    """Train one run (any arm) and write its model and metrics; resumes from its checkpoint."""
+    """Train one run (any arm) and write its model and metrics; resumes from its checkpoint.
+    Several --seed values train their runs as one fused job (the same network K times, each copy
+    its own seed's run), with one of each per-run path per seed, in the same order."""
     from prunebench.core.utils import choose_device
-    from prunebench.training.runs import ArmProtocol, RunSpec, train_run
+    from prunebench.training.runs import ArmProtocol, RunSpec, train_runs
 
     if o["threads"]:
         torch.set_num_threads(o["threads"])
-    _check_out_dirs(*filter(None, (o["model_out"], o["metrics_out"], o["eval_out"])))
+    seeds = o["seeds"]
+    per_run = {"--model-out": o["model_out"], "--metrics-out": o["metrics_out"], "--eval-out": o["eval_out"], "--checkpoint": o["checkpoint"], "--init": o["init_path"], "--theta0": o["theta0"]}
+    for name, values in per_run.items():
+        if values and len(values) != len(seeds):
+            raise UserError(f"{len(seeds)} --seed value(s) but {len(values)} {name}; give one {name} per seed, in the same order")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seed {' '.join(map(str, seeds))} repeats a seed; each run of a fused job has its own")
+    _check_out_dirs(*o["model_out"], *o["metrics_out"], *o["eval_out"])
     method, setting = _method_setting(o["method"], o["setting"], o["variant"])
-    spec = RunSpec(o["arch"], o["arm"], o["seed"], method, setting, o["options"], o["init_path"], o["theta0"])
+    inits, thetas = o["init_path"] or (None,) * len(seeds), o["theta0"] or (None,) * len(seeds)
+    specs = [RunSpec(o["arch"], o["arm"], s, method, setting, o["options"], i, t) for s, i, t in zip(seeds, inits, thetas)]
     hparams = {k: o[k] for k in ("batch_size", "test_batch_size", "momentum", "weight_decay", "precision", "sparsity", "nesterov", "normalisation")}
     hparams["compile"] = o["compile_mode"]
     protocol = ArmProtocol(o["epochs"], o["lr"], o["milestones"], o["gamma"], o["warmup_epochs"], o["warmup_lr"], o["scratch_b_budget"] == "after-mask", o["max_epochs"], o["scratch_b_steps"], o["scratch_b_cap"], o["scratch_b_epochs"])
-    train_run(
-        spec,
+    train_runs(
+        specs,
         o["data_path"],
         protocol,
         hparams,
         choose_device(o["device"]),
-        o["model_out"],
-        o["metrics_out"],
-        o["checkpoint"],
+        list(o["model_out"]),
+        list(o["metrics_out"]),
+        list(o["checkpoint"]) or None,
         o["train_subset"],
         o["test_subset"],
         o["scale"],
         loader_options(o),
-        o["eval_out"],
+        list(o["eval_out"]) or None,
+        o["fuse"],
     )
 
 
@@ -231,7 +244,7 @@ def train(**o) -> None:
 def init(base_path: str, metrics_path: str, out: str) -> None:
     """Write a base run's initial weights theta_0 (the lottery ticket's init), rebuilt from its
     seed and checked against the hash the base recorded before training."""
-    from prunebench.training.runs import init_run
+    from prunebench.training.jobs import init_run
 
     _check_out_dirs(out)
     init_run(base_path, metrics_path, out)
@@ -254,7 +267,7 @@ def init(base_path: str, metrics_path: str, out: str) -> None:
 def prune(model_path: str, method: str | None, setting: str | None, variant: str | None, criterion: str | None, ratio: float | None, seed: int, out: str, report_path: str, physical_out: str | None, data_path: str | None, train_subset: int | None) -> None:
     """Prune a trained full model by --method at --setting (Li's variants rank filters by their
     criterion; slimming thresholds BatchNorm scales globally) and save the smaller network."""
-    from prunebench.training.runs import prune_run
+    from prunebench.training.jobs import prune_run
 
     _check_out_dirs(out, report_path, *([physical_out] if physical_out else []))
     if ratio is not None:
@@ -305,7 +318,7 @@ def derive(sources: tuple[str, ...], method: str, setting: str, dataset: str, ar
 def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: str, threads: int | None, out: str, **o) -> None:
     """Re-evaluate a trained model on the test set and write one table cell's worth of JSON."""
     from prunebench.core.utils import choose_device
-    from prunebench.training.runs import evaluate_run
+    from prunebench.training.evaluation import evaluate_run
 
     if threads:
         torch.set_num_threads(threads)
@@ -325,6 +338,7 @@ def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: in
 @click.option("--train-subset", type=click.IntRange(min=1), help="Training images used (default: all).")
 @click.option("--test-subset", type=click.IntRange(min=1), help="Test images used (default: all).")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS), help="Precision of the prunebench path (the reference is fp32).")
+@click.option("--fuse", default="auto", show_default=True, type=click.Choice(FUSE_MODES), help="Several --seed values: one fused network (auto: on a GPU only, where it is faster) or one run after another.")
 @click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(COMPILE_MODES), help="torch.compile mode of the prunebench path.")
 @click.option("--pack", default=1, show_default=True, type=click.IntRange(min=1), help="Also run N prunebench runs of the first model at once and sum their images/s.")
 @click.option("--graphs/--no-graphs", default=True, show_default=True, help="Replay the prunebench step as a CUDA graph on a CUDA device (as training does).")

@@ -19,18 +19,19 @@ from torch import nn
 
 from prunebench import methods, models
 from prunebench.core.errors import UserError
-from prunebench.core.io import read_json, sha256, write_json, write_together
+from prunebench.core.io import sha256, write_json, write_together
 from prunebench.core.provenance import config_sha256, device_name, provenance
 from prunebench.data import open_data
-from prunebench.data.cifar import Data, trained_mean_std
 from prunebench.models import masks
 from prunebench.models.counting import count_macs, count_macs_by_mask, count_params
 
 from . import distributed
 from .checkpoints import load_model, save_model, weights_sha256
-from .checks import failed, kernel_patterns, mask_checks, mask_layers, physical_checks, run_checks
-from .loop import Hparams, Schedule, evaluate_batches, fit
+from .checks import mask_checks
+from .evaluation import evaluate_run
+from .loop import fit_group
 from .protocols import ArmProtocol
+from .step import Hparams, Schedule
 
 log = logging.getLogger("prunebench")
 ARMS = ("base",) + methods.ARMS
@@ -144,38 +145,22 @@ def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, di
     return models.build(spec.arch, cfg, num_classes, **options), options, inputs, spec
 
 
-def train_run(
-    spec: RunSpec,
-    data_path: str,
-    protocol: ArmProtocol,
-    hparams: dict,
-    device: torch.device,
-    model_out: str,
-    metrics_out: str,
-    checkpoint: str | None = None,
-    train_subset: int | None = None,
-    test_subset: int | None = None,
-    scale: str = "custom",
-    loader: dict | None = None,
-    eval_out: str | None = None,
-) -> dict:
-    """Train one run and write ``model_out`` and ``metrics_out`` together; resume from the
-    checkpoint (default: ``checkpoint.pt`` beside ``model_out``) if one matches. ``loader``:
-    ImageNet's options (crop, resize, workers, decoder; see :class:`prunebench.data.imagenet.ImageNetData`).
-    ``eval_out``: also evaluate the written files as :func:`evaluate_run` does (the pipeline's
-    eval.json: one process start and, on a cluster, one queued job fewer per run); the
-    checkpoint goes only after it, so a job killed while evaluating resumes at its last epoch.
+@dataclass
+class _Run:
+    """One run made ready to train: its starting model and what its files will record."""
 
-    Launched by torchrun, the run trains data-parallel over its processes (:mod:`.distributed`)
-    and rank 0 writes the files; the others return None."""
+    spec: RunSpec
+    model: nn.Module
+    hp: Hparams
+    checkpoint: Path
+    record: dict  # counts, options, inputs, init hash: metrics.json's own fields
+    masked_before: float | None
+
+
+def _prepare(spec: RunSpec, data, data_path: str, protocol: ArmProtocol, hparams: dict, checkpoint: Path, scale: str) -> _Run:
+    """Seed, build the starting model and count it; the schedule (Scratch-B's from the counts)."""
     from prunebench.core.utils import seed_everything
 
-    started = time.time()
-    ctx = distributed.from_env()
-    data = open_data(data_path, train_subset, test_subset, **(loader or {}))
-    device = distributed.start(ctx, device)
-    if not ctx.main:
-        logging.getLogger("prunebench").setLevel(logging.WARNING)  # one progress log: rank 0's
     seed_everything(spec.seed)
     model, options, inputs, spec = starting_model(spec, data.num_classes)
     inputs = {"data": {"path": data_path, "sha256": sha256(data_path)}, **inputs}
@@ -200,40 +185,99 @@ def train_run(
     if spec.arm == "soft":
         hparams = {**hparams, "soft_keep": float(spec.setting)}
     warmup = {"warmup_epochs": protocol.warmup_epochs, "warmup_lr": protocol.warmup_lr}
-    schedule = Schedule(epochs, protocol.lr, milestones, protocol.gamma, **warmup)
-    hp = Hparams(schedule=schedule, seed=spec.seed, **hparams)
-    masked_before = masks.sparsity(model) if masks.is_masked(model) else None
-    ckpt = Path(checkpoint or Path(model_out).with_name("checkpoint.pt"))
-    run = spec.describe(data.dataset, scale)
-    log.info("train %s on %s (%d images), %d epochs, device %s%s", run, data.dataset, data.train_images, epochs, device, f" x {ctx.world} processes" if ctx.world > 1 else "")
+    hp = Hparams(schedule=Schedule(epochs, protocol.lr, milestones, protocol.gamma, **warmup), seed=spec.seed, **hparams)
+    record = {
+        "run": spec.describe(data.dataset, scale), "epochs": epochs, "macs": macs, "params": params, "macs_full": macs_full,
+        "params_full": params_full, "options": options, "init_sha256": init_hash, "inputs": inputs,
+    }  # fmt: skip
+    return _Run(spec, model, hp, checkpoint, record, masks.sparsity(model) if masks.is_masked(model) else None)
+
+
+def train_run(spec: RunSpec, data_path: str, protocol: ArmProtocol, hparams: dict, device: torch.device, model_out: str, metrics_out: str, checkpoint: str | None = None, *args, eval_out: str | None = None, **kw) -> dict:
+    """One run of :func:`train_runs`: ``train_run(spec, ..., model_out, metrics_out)``."""
+    return train_runs([spec], data_path, protocol, hparams, device, [model_out], [metrics_out], [checkpoint], *args, eval_outs=[eval_out], **kw)[0]
+
+
+def train_runs(
+    specs: list[RunSpec],
+    data_path: str,
+    protocol: ArmProtocol,
+    hparams: dict,
+    device: torch.device,
+    model_outs: list[str],
+    metrics_outs: list[str],
+    checkpoints: list[str | None] | None = None,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+    scale: str = "custom",
+    loader: dict | None = None,
+    eval_outs: list[str | None] | None = None,
+    fuse: str = "auto",
+) -> list[dict]:
+    """Train runs that differ only in their seed (one, or a fused group: :mod:`.fused`) and write
+    each one's ``model_out`` and ``metrics_out`` together, exactly as it would alone; resume each
+    from its checkpoint (default: ``checkpoint.pt`` beside its ``model_out``) if one matches.
+    ``loader``: ImageNet's options (crop, resize, workers, decoder; see
+    :class:`prunebench.data.imagenet.ImageNetData`). ``eval_outs``: also evaluate the written
+    files as :func:`.evaluation.evaluate_run` does (the pipeline's eval.json: one process start and,
+    on a cluster, one queued job fewer per run); the checkpoints go only after every run's
+    files are written, so a job killed before that resumes at its last epoch. ``fuse``: see
+    :func:`.loop.fit_group`.
+
+    Launched by torchrun, one run trains data-parallel over its processes (:mod:`.distributed`)
+    and rank 0 writes the files; the others return an empty list."""
+    started = time.time()
+    checkpoints = checkpoints or [None] * len(specs)
+    eval_outs = eval_outs or [None] * len(specs)
+    if not len(specs) == len(model_outs) == len(metrics_outs) == len(checkpoints) == len(eval_outs):
+        raise UserError(f"{len(specs)} runs need as many model, metrics, checkpoint and eval paths")
+    ctx = distributed.from_env()
+    if ctx.world > 1 and len(specs) > 1:
+        raise UserError("a data-parallel (torchrun) job trains one run; pass one --seed")
+    data = open_data(data_path, train_subset, test_subset, **(loader or {}))
+    device = distributed.start(ctx, device)
+    if not ctx.main:
+        logging.getLogger("prunebench").setLevel(logging.WARNING)  # one progress log: rank 0's
+    todo = [_prepare(s, data, data_path, protocol, hparams, Path(c or Path(m).with_name("checkpoint.pt")), scale) for s, c, m in zip(specs, checkpoints, model_outs)]
+    what = todo[0].record["run"] | ({"seed": [r.spec.seed for r in todo]} if len(todo) > 1 else {})
+    log.info("train %s on %s (%d images), %d epochs, device %s%s", what, data.dataset, data.train_images, todo[0].hp.schedule.epochs, device, f" x {ctx.world} processes" if ctx.world > 1 else "")
     try:
-        result = fit(model, data, hp, device, ckpt, ctx)
+        results = fit_group([r.model for r in todo], data, [r.hp for r in todo], device, [r.checkpoint for r in todo], ctx, fuse=fuse)
     finally:
         distributed.finish(ctx)
     if not ctx.main:
-        return None
-    checks = mask_checks(model, masked_before) if masked_before is not None or spec.arm == "soft" else None
+        return []
+    out = [_write(r, result, data, ctx, device, train_subset, test_subset, started, m, j) for r, result, m, j in zip(todo, results, model_outs, metrics_outs)]
+    for r, m, j, e in zip(todo, model_outs, metrics_outs, eval_outs):
+        if e is not None:
+            evaluate_run(m, j, data_path, test_subset, device, e, loader)
+    for r, metrics, m in zip(todo, out, model_outs):
+        r.checkpoint.unlink(missing_ok=True)
+        log.info("done: %sbest %.2f%%, final %.2f%% -> %s", f"seed {r.spec.seed}: " if len(todo) > 1 else "", metrics["best_accuracy"], metrics["final_accuracy"], m)
+    return out
+
+
+def _write(r: _Run, result: dict, data, ctx, device, train_subset, test_subset, started: float, model_out: str, metrics_out: str) -> dict:
+    """Write one trained run's model.pt and metrics.json together."""
+    spec, model, hp, record = r.spec, r.model, r.hp, dict(r.record)
+    checks = mask_checks(model, r.masked_before) if r.masked_before is not None or spec.arm == "soft" else None
     if spec.arm == "soft":  # the final zero pattern is the pruned architecture
-        macs = checks["macs_nonzero"]
-        params -= checks["conv_weights"] - checks["nonzero_after"]
-    resolved = {"run": run, "epochs": epochs, "hparams": hp.as_dict(), "options": options, "inputs": inputs, "train_subset": train_subset, "test_subset": test_subset, **({"loader": data.loader} if data.loader else {})}
+        record["macs"] = checks["macs_nonzero"]
+        record["params"] -= checks["conv_weights"] - checks["nonzero_after"]
+    run, options, inputs = record["run"], record["options"], record["inputs"]
+    resolved = {"run": run, "epochs": record["epochs"], "hparams": hp.as_dict(), "options": options, "inputs": inputs, "train_subset": train_subset, "test_subset": test_subset, **({"loader": data.loader} if data.loader else {})}
     metrics = {
         "run": run,
         **{k: result[k] for k in ("final_accuracy", "best_accuracy", "best_epoch")},
-        "epochs": epochs,
-        "macs": macs,
-        "params": params,
-        "macs_full": macs_full,
-        "params_full": params_full,
-        "options": options,
-        "init_sha256": init_hash,
+        **{k: record[k] for k in ("epochs", "macs", "params", "macs_full", "params_full", "options", "init_sha256")},
         "hparams": hp.as_dict(),
         "data": {"train_images": data.train_images, "test_images": data.test_images, "standin": data.standin, **data.loader},
         "processes": ctx.world,
         "inputs": inputs,
         "device": device_name(device),
-        "train_seconds": result["train_seconds"],
+        "train_seconds": result["train_seconds"],  # a fused run's share of its job's time
         "cuda_graph": result["cuda_graph"],  # the step replayed as a CUDA graph (same arithmetic)
+        "fused_copies": result["fused_copies"],  # runs trained as one network in its job (1: alone)
         "wall_seconds": time.time() - started,
         "history": result["history"],
         "run_config_sha256": config_sha256(resolved),  # everything that decides the run's result
@@ -245,152 +289,4 @@ def train_run(
         (model_out, lambda: save_model(model_out, model, spec.arch, data.num_classes, options=options, run=run, hparams=hp.as_dict(), standin=data.standin)),
         (metrics_out, lambda: write_json(metrics_out, metrics)),
     )
-    if eval_out is not None:
-        evaluate_run(model_out, metrics_out, data_path, test_subset, device, eval_out, loader)
-    ckpt.unlink(missing_ok=True)
-    log.info("done: best %.2f%%, final %.2f%% -> %s", result["best_accuracy"], result["final_accuracy"], model_out)
     return metrics
-
-
-def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: str, report_path: str, physical_out: str | None = None, data_path: str | None = None, train_subset: int | None = None) -> dict:
-    """Prune a trained full model (a chained method: the last step's) by ``method`` at
-    ``setting``; write the smaller network (with the kept indices per group) and prune.json
-    (counts before/after, per-layer widths). A criterion that ranks on feature maps reads the
-    training images of ``data_path``."""
-    from prunebench.pruning import prune as cut
-
-    method = methods.get(method_name)
-    if physical_out is not None and method.physical is None:
-        raise UserError(f"{method_name} has no physically pruned form; drop --physical-out")
-    model, meta = load_model(model_path)
-    arch, num_classes, options = meta["arch"], meta["num_classes"], meta["options"]
-    method.check_arch(arch)
-    method.check_setting(arch, setting)
-    if list(meta["cfg"]) != models.default_cfg(arch) and not method.chained:
-        raise UserError(f"{model_path} is already pruned (cfg {meta['cfg']}); prune the full {arch} model")
-    model.eval()
-    evidence = {}
-    if method.data_for(setting):
-        if data_path is None:
-            raise UserError(f"{method_name} {setting} ranks filters by their feature maps over the training set; pass --data")
-        from prunebench.pruning.activations import activation_stats
-
-        evidence["activations"] = activation_stats(model, meta, Data(data_path, train_subset, None), torch.device("cpu"))
-    pruned = method.prune(model, arch, setting, seed, **evidence)
-    if method.masked:
-        small, kept, layers = masks.apply(masks.clone(model), pruned.masks), None, mask_layers(model, pruned)
-    else:
-        small = cut(model, arch, pruned.keep, num_classes, **options)
-        groups = model.channel_groups()
-        kept = {g.name: (pruned.keep[g.name].tolist() if g.name in pruned.keep else list(range(g.width))) for g in groups}
-        layers = [
-            {"layer": g.name, "layer_id": g.layer_id, "stage": g.stage, "selection": g.selection, "ratio": round(pruned.ratios.get(g.name, 0.0), 6), "before": g.width, "after": len(kept[g.name])}
-            for g in groups
-        ]
-    run = {**meta.get("run", {}), "method": method_name, "setting": setting, "arm": "pruned"}
-    report = {
-        "run": run,
-        "arch": arch,
-        "method": method_name,
-        "setting": setting,
-        "options": options,
-        "trained_lr": (meta.get("hparams") or {}).get("schedule", {}).get("lr"),  # the pruned model's initial LR
-        "standin": bool(meta.get("standin", False)),
-        "cfg_before": list(meta["cfg"]),
-        "cfg_after": list(small.cfg),
-        "macs_before": count_macs(model),
-        "macs_after": count_macs(small),
-        "params_before": count_params(model),
-        "params_after": count_params(small),
-        **pruned.notes,
-        "layers": layers,
-        "input": {"path": model_path, "sha256": sha256(model_path)},
-        "provenance": provenance(),
-    }
-    if method.masked:
-        report["unit"] = "conv weights"  # of the per-layer before/after counts
-        report["mask_checks"] = mask_checks(small, None)
-        report["kernel_pattern"] = kernel_patterns(small, pruned.masks)
-    if method.physical is not None:
-        report["physical"], physical_model = physical_checks(small, method.physical, arch, num_classes, options)
-        report["mask_checks"]["macs_physical"] = report["physical"]["macs"]
-    report["macs_reduction_pct"] = round(100 * (1 - report["macs_after"] / report["macs_before"]), 2)
-    report["params_reduction_pct"] = round(100 * (1 - report["params_after"] / report["params_before"]), 2)
-    writes = [
-        (out, lambda: save_model(out, small, arch, num_classes, options=options, run=run, kept=kept, source=model_path, standin=report["standin"])),
-        (report_path, lambda: write_json(report_path, report)),
-    ]
-    if physical_out is not None:
-        physical_options = {**options, "dead_offsets": True}
-        writes.append((physical_out, lambda: save_model(physical_out, physical_model, arch, num_classes, options=physical_options, run={**run, "arm": "physical"}, source=out, standin=report["standin"])))
-    write_together(*writes)
-    log.info("pruned %s by %s at %s: MACs -%.1f%%, params -%.1f%% -> %s", arch, method_name, setting, report["macs_reduction_pct"], report["params_reduction_pct"], out)
-    return report
-
-
-def init_run(base_path: str, metrics_path: str, out: str) -> dict:
-    """Rebuild a base run's initial weights theta_0 (same seed, model and options, through the same
-    code as training) and check them against the hash the base recorded before its first step."""
-    from prunebench.core.utils import seed_everything
-
-    _, meta = load_model(base_path)
-    run = meta.get("run", {})
-    if run.get("arm") != "base" or list(meta["cfg"]) != models.default_cfg(meta["arch"]):
-        raise UserError(f"{base_path} is not a trained base (arm {run.get('arm')!r}); pass the base run's model.pt")
-    metrics = read_json(metrics_path)
-    if not isinstance(metrics, dict) or metrics.get("run") != run:
-        raise UserError(f"{metrics_path} is not the metrics.json of {base_path}; pass the pair from one run")
-    spec = RunSpec(meta["arch"], "base", int(run["seed"]), options=meta["options"])
-    seed_everything(spec.seed)
-    model, options, _, _ = starting_model(spec, meta["num_classes"])
-    digest, recorded = weights_sha256(model), metrics.get("init_sha256")
-    if recorded is not None and digest != recorded:
-        raise UserError(f"theta_0 rebuilt for {base_path} differs from the init it trained from (sha256 {digest[:12]} != {recorded[:12]}); was it trained by another torch version? retrain the base")
-    if recorded is None:
-        log.warning("%s records no init hash (trained before prunebench recorded one): theta_0 is rebuilt from its seed, unchecked", metrics_path)
-    init_meta = {"arm": "init", **{k: run[k] for k in ("dataset", "arch", "seed", "scale") if k in run}}
-    save_model(out, model, spec.arch, meta["num_classes"], options=options, run=init_meta, base=base_path, init_sha256=digest, verified=recorded is not None, standin=bool(meta.get("standin", False)))
-    log.info("theta_0 of %s (seed %d, sha256 %s, %s) -> %s", spec.arch, spec.seed, digest[:12], "checked" if recorded else "unchecked", out)
-    return {"sha256": digest, "verified": recorded is not None}
-
-
-METRICS_KEYS = ("best_accuracy", "final_accuracy", "macs", "params", "macs_full", "params_full", "epochs")
-
-
-def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: torch.device, out: str, loader: dict | None = None) -> dict:
-    """Re-evaluate a trained model on the test set (ImageNet: at the crop and resize it trained
-    with; ``loader`` may set workers and decoder); write one table cell's worth of JSON."""
-    model, meta = load_model(model_path)
-    metrics = read_json(metrics_path)
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("run"), dict):
-        raise UserError(f"{metrics_path} is not a metrics.json (a JSON object with a run); pass the one 'prunebench train' wrote")
-    if metrics["run"] != meta.get("run"):
-        raise UserError(f"{metrics_path} describes run {metrics['run']} but {model_path} holds {meta.get('run')}; pass the pair from one run")
-    missing = [k for k in METRICS_KEYS if k not in metrics]
-    if missing:
-        raise UserError(f"{metrics_path} lacks {', '.join(missing)}; it is incomplete or from another version, rerun the training")
-    trained = metrics.get("data") if isinstance(metrics.get("data"), dict) else {}
-    data = open_data(data_path, None, test_subset, **({k: trained[k] for k in ("crop", "resize") if k in trained} | (loader or {})))
-    hparams = metrics.get("hparams") if isinstance(metrics.get("hparams"), dict) else {}
-    stats = trained_mean_std(hparams, data.dataset)
-    checks = run_checks(model, metrics)
-    batch = 1000 if isinstance(data, Data) else 250  # ImageNet: 224x224 images
-    test = evaluate_batches(model.to(device), data.test_batches(batch, device, stats), data.test_images, device)
-    result = {
-        "run": meta["run"],
-        "accuracy": {"best": metrics["best_accuracy"], "final": metrics["final_accuracy"], "evaluated": test["accuracy"]},
-        **{k: metrics[k] for k in ("macs", "params", "macs_full", "params_full", "epochs")},
-        "lr": (hparams.get("schedule") or {}).get("lr"),  # the initial LR (the lottery study compares two)
-        "sparsity": hparams.get("sparsity", 0.0),  # network slimming's penalty: a sparsity-trained base
-        "standin": data.standin,
-        "checks": checks,
-        "checks_failed": failed(checks),
-        "model": model_path,
-        "model_sha256": sha256(model_path),
-        "metrics": metrics_path,
-        "provenance": provenance(),
-    }
-    write_json(out, result)
-    if failed(checks):
-        log.warning("sanity check failed for %s: %s; the run is left out of its table's means", model_path, ", ".join(failed(checks)))
-    return result
