@@ -4,6 +4,7 @@ short training run reaches the same accuracy through the fast path and the refer
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -90,3 +91,54 @@ def test_unknown_bench_model_is_a_user_error():
         B.Case.parse("resnet57")
     with pytest.raises(UserError, match="unknown pruned variant"):
         B.Case.parse("resnet56-Z").cfg()
+
+
+# --------------------------------------------------------------------------- the speed suite
+def test_speed_suite_runs_end_to_end_and_projects_every_study(tiny_prepared, tmp_path):
+    """`bench --suite` in its CPU form: every reading, its ratios and TFLOP/s, the projection."""
+    import json
+
+    from click.testing import CliRunner
+
+    from prunebench.commands.cli import cli
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "suite.json"
+    args = ["bench", "--suite", "--models", "resnet20", "--data", str(tiny_prepared), "--device", "cpu", "--batch-size", "16", "--warmup", "1", "--steps", "2",
+            "--workers", "0", "--threads", "1", "--precisions", "fp32", "--config", str(repo / "config.yaml"), "--out-json", str(out), "--out-md", str(tmp_path / "suite.md")]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    got = json.loads(out.read_text())
+    assert [r["what"] for r in got["rows"]] == ["reference loop", "eager", "graphed fp32", "fused K=1 fp32", "fused K=2 fp32", "packed 2 fp32"]
+    assert not got["skipped"] and got["device"] == "CPU"
+    reference = got["rows"][0]["images_per_s"]
+    for r in got["rows"]:
+        assert r["images_per_s"] > 0 and r["vs_reference"] == pytest.approx(r["images_per_s"] / reference)
+        assert r["tflops"] == pytest.approx(6 * got["macs"] * r["images_per_s"] / 1e12)
+        assert r["seconds_per_epoch"] == pytest.approx(50_000 * r["runs"] / r["images_per_s"])
+    projected = {p["study"]: p for p in got["projection"]}
+    assert set(projected) == {"l1", "slimming", "unstructured", "lottery", "archsearch", "sfp", "li"}  # ImageNet: not CIFAR
+    assert projected["l1"]["runs"] == 90 and not projected["l1"]["estimated"] and projected["unstructured"]["estimated"]
+    for p in projected.values():
+        assert all(p[f"gpu_hours_{k}"] > 0 for k in ("alone", "packed", "fused"))
+    md = (tmp_path / "suite.md").read_text()
+    assert "| fused K=2 fp32 (eager: no CUDA graphs here) | 2 |" in md and "| l1 | 90 |" in md and "Command: `prunebench" in md
+
+
+def test_speed_suite_respects_its_budget(tiny_prepared):
+    from prunebench.analysis import suite
+
+    s = B.Settings(str(tiny_prepared), device="cpu", batch_size=16, warmup=1, steps=2, workers=0, acc_epochs=0, threads=1)
+    result = suite.run("resnet20", s, ("fp32",), 5, budget_s=0.001, log=lambda *_: None)
+    assert [r["what"] for r in result["rows"]] == ["reference loop"]  # begun in budget, the rest skipped
+    assert result["skipped"] == ["eager", "graphed fp32", "fused K=1 fp32", "fused K=2 fp32", "packed 2 fp32"]
+    assert "Skipped (the 0 s budget ran out)" in suite.to_markdown(result, [], "cmd")
+
+
+def test_fused_steps_of_the_suite_take_k_copies(tiny_prepared):
+    from prunebench.analysis import suite
+
+    s = B.Settings(str(tiny_prepared), device="cpu", batch_size=16, warmup=1, steps=2, workers=0, acc_epochs=0, threads=1)
+    one = suite._timed_fused("resnet20", 1, B.Data(str(tiny_prepared)), s, torch.device("cpu"), "fp32")
+    three = suite._timed_fused("resnet20", 3, B.Data(str(tiny_prepared)), s, torch.device("cpu"), "fp32")
+    assert one["images_per_s"] > 0 and three["images_per_s"] > 0 and not three["cuda_graph"]

@@ -6,6 +6,7 @@ Dry runs write only ``.snakemake`` metadata; every run points ``results`` at a t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -89,6 +90,11 @@ PAPER = {
     "plot_kernels": 1, "li_table2": 1, "li_report": 1, "latency": 9, "sanity": 11, "ledger": 11, "html_page": 43, "all": 1,
 }  # fmt: skip
 TRAIN_RULES = {"train_base", "train_soft", "finetune", "scratch"}
+# The paper scale fuses the 5 seeds of a run folder into one job (scales.paper.fuse):
+# fused_<kind>_1_2_3_4_5 jobs, each the 5 runs its one-run rule would make.
+FUSED = re.compile(r"fused_(base|soft|finetune|scratch)_(\d+(?:_\d+)*)")
+ONE_RUN = {"base": "train_base", "soft": "train_soft", "finetune": "finetune", "scratch": "scratch"}
+PAPER_JOBS = 1801
 RUNS = Path("runs") / "smoke" / "cifar10"
 
 
@@ -113,6 +119,15 @@ def job_stats(output: str) -> dict[str, int]:
         stats[name] = int(count)
     assert stats, output
     return stats
+
+
+def as_runs(stats: dict[str, int]) -> dict[str, int]:
+    """Job counts with each fused job counted as its runs, under the one-run rule of its kind."""
+    out = Counter()
+    for rule, n in stats.items():
+        m = FUSED.fullmatch(rule)
+        out[ONE_RUN[m[1]] if m else rule] += n * (len(m[2].split("_")) if m else 1)
+    return dict(out)
 
 
 def dry_run(*args: str, targets: tuple = (), cwd: Path = REPO) -> dict[str, int]:
@@ -185,8 +200,13 @@ def test_smoke_dag(smoke_stats):
 
 
 def test_paper_dag(paper_stats):
-    assert paper_stats == PAPER
-    assert sum(paper_stats.values()) == 2693
+    assert as_runs(paper_stats) == PAPER
+    assert sum(as_runs(paper_stats).values()) == 2693
+    # every CIFAR training folder of 5 seeds whose runs share an architecture is one job
+    assert {k: v for k, v in paper_stats.items() if FUSED.fullmatch(k)} == {
+        "fused_base_1_2_3_4_5": 26, "fused_soft_1_2_3_4_5": 4, "fused_finetune_1_2_3_4_5": 53, "fused_scratch_1_2_3_4_5": 140,
+    }  # fmt: skip
+    assert sum(paper_stats.values()) == PAPER_JOBS
 
 
 def test_scale_changes_seeds_and_sweep_points_only(smoke_stats, paper_stats):
@@ -194,7 +214,7 @@ def test_scale_changes_seeds_and_sweep_points_only(smoke_stats, paper_stats):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     assert len(config["scales"]["paper"]["seeds"]) == 5 and len(config["scales"]["smoke"]["seeds"]) == 1
     assert config["scales"]["paper"].get("max_settings") is None
-    assert set(smoke_stats) == set(paper_stats)
+    assert set(smoke_stats) == set(as_runs(paper_stats))
     for name in SMOKE_STUDY:
         for rule, n in SMOKE_STUDY[name].items():
             assert PAPER_STUDY[name][rule] >= n, (name, rule)
@@ -208,7 +228,10 @@ def test_each_study_is_a_target_of_its_own(results, study):
 
 @pytest.mark.parametrize("study", sorted(SMOKE_STUDY))
 def test_each_study_at_paper_scale(results, study):
-    assert dry_run("--config", "scale=paper", f"results={results}", targets=(study,)) == PAPER_STUDY[study]
+    expected = dict(PAPER_STUDY[study])
+    if study == "li":  # its bases and one-shot VGG-16-A are l1's folders, fused over l1's 5 seeds
+        expected.update(train_base=15, prune=147, finetune=147)
+    assert as_runs(dry_run("--config", "scale=paper", f"results={results}", targets=(study,))) == expected
 
 
 @pytest.mark.parametrize("scale", ["smoke", "paper"])
@@ -219,7 +242,7 @@ def test_imagenet_target_builds_the_four_imagenet_studies(results, scale):
     for name in IMAGENET:
         expected.update({k: v for k, v in per_study[name].items() if k != name})
     expected["prepare_imagenet"] = 1
-    assert stats == {**expected, "imagenet": 1}
+    assert stats == {**expected, "imagenet": 1}  # ImageNet runs are never fused
     assert sum(stats.values()) == (101 if scale == "paper" else 69)
 
 
@@ -282,6 +305,60 @@ def test_finetune_epochs_of_a_study_are_a_run_of_their_own(tmp_path, results):
     assert "/slimming-0.7/finetune-160ep/seed1/model.pt" in proc.stdout
     assert re.search(r"--arm finetune --epochs 160 ", proc.stdout)
     assert "/slimming-0.7/finetune/" not in proc.stdout
+
+
+# --------------------------------------------------------------------------- fused runs
+FUSE_TWO = "scales:\n  smoke:\n    seeds: [1, 2, 3]\n    fuse: 2\n"
+
+
+def test_fused_groups_in_the_dry_run(tmp_path, results):
+    """fuse 2 over seeds 1-3: seeds 1 and 2 of each fusible folder are one job, seed 3 its own;
+    the arms whose architecture is learned per seed (slimming's) stay one run per job."""
+    overlay = _overlay(tmp_path, FUSE_TWO)
+    stats = dry_run("--configfile", overlay, "--config", f"results={results}", targets=("l1", "slimming"))
+    runs = as_runs(stats)
+    assert {r: runs[r] for r in ("train_base", "finetune", "scratch")} == {"train_base": 27, "finetune": 27, "scratch": 54}  # 3 seeds
+    assert stats["fused_base_1_2"] == 3 + 6 and stats["train_base"] == 3 + 6  # every base folder
+    assert stats["fused_finetune_1_2"] == 3 and stats["finetune"] == 3 + 6 * 3  # l1's; slimming's per seed
+    assert stats["fused_scratch_1_2"] == 6 and stats["scratch"] == 6 + 12 * 3
+    proc = snakemake("-n", "-p", "--configfile", overlay, "--config", f"results={results}", "--", "l1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    fused = [line for line in proc.stdout.splitlines() if "prunebench train" in line and "--seed 1 " in line and "--seed 2 " in line]
+    assert len(fused) == 3 + 3 + 6
+    finetune = next(line for line in fused if "--arm finetune" in line)
+    assert re.search(r"--seed 1 --init \S+/l1-\w/pruned/seed1/pruned.pt --model-out \S+/finetune/seed1/model.pt", finetune)
+    assert re.search(r"--seed 2 --init \S+/pruned/seed2/pruned.pt --model-out \S+/finetune/seed2/model.pt", finetune)
+
+
+def test_a_single_seed_folder_is_never_fused(tmp_path, results):
+    """Li's own points need seed 1 only (max_seeds: 1): their jobs stay one run each. What li
+    shares with the l1 study (the bases, the one-shot VGG-16-A) is fused as l1 needs it."""
+    overlay = _overlay(tmp_path, FUSE_TWO)
+    stats = dry_run("--configfile", overlay, "--config", f"results={results}", targets=("li",))
+    assert stats["finetune"] == SMOKE_STUDY["li"]["finetune"] - 1 and stats["fused_finetune_1_2"] == 1
+    assert stats["fused_base_1_2"] == 3 and "train_base" not in stats
+
+
+def test_a_fused_job_writes_every_run_of_its_group(tmp_path):
+    """A real fused job (on the CPU its runs train one after another, in one job): each seed's
+    folder gets its own model, metrics, eval and log, and a rerun has nothing to do."""
+    from conftest import write_image_tree
+
+    write_image_tree(tmp_path / "images", n_train=2, n_test=1, seed=3)
+    overlay = _overlay(tmp_path, "scales:\n  smoke:\n    seeds: [1, 2]\n    fuse: 2\n    train_subset: null\n    test_subset: null\n")
+    args = ("--configfile", overlay, "--config", f"data_root={tmp_path / 'images'}", f"results={tmp_path / 'results'}", "download=False", "device=cpu")
+    folder = tmp_path / "results" / RUNS / "resnet56" / "plain" / "base"
+    targets = [folder / f"seed{s}" / "eval.json" for s in (1, 2)]
+    proc = snakemake("--cores", "2", *args, "--", *targets)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "fused_base_1_2" in proc.stdout + proc.stderr
+    for s in (1, 2):
+        metrics = json.loads((folder / f"seed{s}" / "metrics.json").read_text())
+        assert metrics["run"]["seed"] == s and metrics["fused_copies"] == 1  # the CPU: one after another
+        assert (folder / f"seed{s}" / "model.pt").exists() and "epoch 1/1" in (folder / f"seed{s}" / "train.log").read_text()
+        assert not (folder / f"seed{s}" / "checkpoint.pt").exists()
+    again = snakemake("-n", *args, "--", *targets)
+    assert "Nothing to be done" in again.stdout + again.stderr
 
 
 def test_slimming_base_trains_with_its_family_sparsity(results):
@@ -404,15 +481,15 @@ def test_profile_uses_slurm_executor():
 
 
 def test_profile_requests_cluster_resources(slurm_dry_run):
-    assert job_stats(slurm_dry_run.stdout)["total"] == 2693  # the profile selects the paper scale
+    assert job_stats(slurm_dry_run.stdout)["total"] == PAPER_JOBS  # the profile selects the paper scale
     jobs = parse_jobs(slurm_dry_run.stdout)
-    counts = Counter(j["rule"] for j in jobs)
+    counts = as_runs(Counter(j["rule"] for j in jobs))
     assert {r: counts[r] for r in PER_SEED_RULES} == {r: PAPER[r] for r in PER_SEED_RULES}
     gpus = Counter()
     for job in jobs:
         res = job["resources"]
         imagenet = job["wildcards"].get("dataset") == "imagenet"
-        if job["rule"] in TRAIN_RULES:
+        if job["rule"] in TRAIN_RULES or FUSED.fullmatch(job["rule"]):  # a fused job too: one GPU
             assert res is not None, job
             # an ImageNet run is data-parallel over the 8 GPUs of a node (torchrun)
             assert (res.get("gpu"), res.get("runtime"), res.get("mem_mb")) == (("8", "4320", "256000") if imagenet else ("1", "1440", "16000")), job
@@ -421,7 +498,8 @@ def test_profile_requests_cluster_resources(slurm_dry_run):
         elif job["rule"] == "prune":
             assert res is not None, job
             assert res.get("gpu", "0") == "0", job
-    assert gpus == {"8": 4 + 8 + 38, "1": PAPER["train_base"] + PAPER["train_soft"] + PAPER["finetune"] + PAPER["scratch"] - 50}
+    one_gpu = sum(n for rule, n in Counter(j["rule"] for j in jobs).items() if rule in TRAIN_RULES or FUSED.fullmatch(rule)) - 50
+    assert gpus == {"8": 4 + 8 + 38, "1": one_gpu}
 
 
 def test_profile_keeps_paper_scale_under_command_line_config(tmp_path):
@@ -430,7 +508,7 @@ def test_profile_keeps_paper_scale_under_command_line_config(tmp_path):
     copy = copy_workflow(tmp_path / "repo")
     proc = snakemake("--profile", "slurm", "-n", "--quiet", "rules", "--cores", "8", "--config", "data_root=/data/cifar", cwd=copy)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert job_stats(proc.stdout)["total"] == 2693
+    assert job_stats(proc.stdout)["total"] == PAPER_JOBS
 
 
 # --------------------------------------------------------------------------- packing
@@ -439,7 +517,8 @@ def test_packed_runs_share_one_gpu_per_group_job(tmp_path):
     (a string resource, which Snakemake does not add up over a group's jobs)."""
     copy = copy_workflow(tmp_path / "repo")
     overlay = tmp_path / "pack.yaml"
-    overlay.write_text('scale: paper\ncluster: {pack: 4, request: gpus, gres: "gpu:1"}\n')
+    # one run per job (fuse 1): a fused job is a group of its own, never packed
+    overlay.write_text('scale: paper\nscales: {paper: {fuse: 1}}\ncluster: {pack: 4, request: gpus, gres: "gpu:1"}\n')
     proc = snakemake(
         "--profile", "slurm", "-n", "--cores", "8", "--configfile", overlay,
         "--group-components", "pack_base=4", "pack_finetune=4", "pack_scratch=4", cwd=copy,

@@ -163,8 +163,8 @@ def train_args(arm_folder, tag):
             if fixed_b and not S["epochs"].get(arm)
             else ""
         )
-        + f" --precision {config['speed']['precision']} --compile {config['speed']['compile']}"
-        f" --device {config['device']}{subset_args()}"
+        + f" --precision {S.get('precision', config['speed']['precision'])}"
+        f" --compile {config['speed']['compile']} --device {config['device']}{subset_args()}"
         + (f" --max-epochs {S['max_epochs']}" if S.get("max_epochs") else "")
     )
 

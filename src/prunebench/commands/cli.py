@@ -17,11 +17,8 @@ import torch
 
 from prunebench import __version__, models
 from prunebench.core.errors import UserError
-from prunebench.core.io import write_json, write_together
-from prunebench.core.provenance import provenance
 from prunebench.data.cifar import NORMALISATIONS
 from prunebench.models.counting import count_macs, count_params, scratch_b_epochs
-from prunebench.pruning import VARIANTS
 from prunebench.training.fused import FUSE_MODES
 from prunebench.training.runs import ARMS
 from prunebench.training.step import COMPILE_MODES, PRECISIONS
@@ -325,82 +322,13 @@ def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: in
     evaluate_run(model_path, metrics_path, data_path, test_subset, choose_device(device), out, loader_options(o))
 
 
-# --------------------------------------------------------------------------- bench
-@cli.command()
-@click.option("--models", "model_list", default="resnet56,resnet110,vgg16,resnet56-B", show_default=True, help="Comma-separated archs or arch-variant.")
-@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Prepared dataset file (prunebench prepare).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1), help="Training batch size of both paths.")
-@click.option("--warmup", default=20, show_default=True, type=click.IntRange(min=0), help="Untimed steps first.")
-@click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1), help="Timed steps per path and model.")
-@click.option("--workers", default=4, show_default=True, type=click.IntRange(min=0), help="DataLoader workers of the reference loop.")
-@click.option("--acc-epochs", default=3, show_default=True, type=click.IntRange(min=0), help="Epochs of the accuracy check per path (0: skip).")
-@click.option("--train-subset", type=click.IntRange(min=1), help="Training images used (default: all).")
-@click.option("--test-subset", type=click.IntRange(min=1), help="Test images used (default: all).")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS), help="Precision of the prunebench path (the reference is fp32).")
-@click.option("--fuse", default="auto", show_default=True, type=click.Choice(FUSE_MODES), help="Several --seed values: one fused network (auto: on a GPU only, where it is faster) or one run after another.")
-@click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(COMPILE_MODES), help="torch.compile mode of the prunebench path.")
-@click.option("--pack", default=1, show_default=True, type=click.IntRange(min=1), help="Also run N prunebench runs of the first model at once and sum their images/s.")
-@click.option("--graphs/--no-graphs", default=True, show_default=True, help="Replay the prunebench step as a CUDA graph on a CUDA device (as training does).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads per process.")
-@click.option("--out-json", required=True, type=click.Path(dir_okay=False), help="bench.json to write.")
-@click.option("--out-md", required=True, type=click.Path(dir_okay=False), help="bench.md to write.")
-def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc_epochs, train_subset, test_subset, precision, compile_mode, pack, graphs, threads, out_json, out_md) -> None:
-    """Time prunebench's training path against a reference-style loop on this device, check both
-    reach the same accuracy, measure packing, and project the GPU-hours of paper-scale Table 1."""
-    from prunebench.analysis import bench as B
-    from prunebench.core.io import write_text
-
-    if not Path(data_path).is_file():
-        raise UserError(f"prepared dataset {data_path} does not exist; make it with 'prunebench prepare'")
-    cases = [B.Case.parse(m.strip()) for m in model_list.split(",") if m.strip()]
-    for c in cases:
-        c.cfg()  # unknown variants fail here, before any process starts
-    s = B.Settings(data_path, device, batch_size, warmup, steps, workers, acc_epochs, train_subset, test_subset, precision, compile_mode, 1, threads, graphs)
-    result = B.run(cases, s, pack, log=log.info)
-    result["projection"] = B.project_table1(result, {arch: list(v) for arch, v in VARIANTS.items()})
-    result["command"] = " ".join(["prunebench", *sys.argv[1:]])
-    result["provenance"] = provenance()
-    markdown = B.to_markdown(result)
-    write_together((out_json, lambda: write_json(out_json, result)), (out_md, lambda: write_text(out_md, markdown)))
-    click.echo(markdown)
-
-
-@cli.command("step-speed")
-@click.option("--models", "model_list", default="resnet56,resnet110,vgg16", show_default=True, help="Comma-separated archs.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
-@click.option("--precisions", default="fp32,tf32,bf16", show_default=True, help="Comma-separated precisions of the graphed step.")
-@click.option("--steps", default=100, show_default=True, type=click.IntRange(min=1), help="Timed steps per configuration.")
-@click.option("--out-json", required=True, type=click.Path(dir_okay=False), help="JSON to write.")
-@click.option("--out-md", required=True, type=click.Path(dir_okay=False), help="Markdown table to write.")
-def step_speed(model_list, device, precisions, steps, out_json, out_md) -> None:
-    """Images/s of the training step alone (random data on the device): eager against a CUDA graph
-    (emulated off CUDA), per precision and memory format."""
-    from prunebench.analysis import step_speed as S
-    from prunebench.core.io import write_text
-    from prunebench.core.utils import choose_device
-
-    archs = [m.strip() for m in model_list.split(",") if m.strip()]
-    for arch in archs:
-        models.check_arch(arch)
-    chosen = tuple(p.strip() for p in precisions.split(",") if p.strip())
-    if not chosen or not set(chosen) <= set(PRECISIONS):
-        raise UserError(f"--precisions {precisions!r}: choose from {', '.join(PRECISIONS)}")
-    d = choose_device(device)
-    rows = S.grid(archs, d, chosen, steps, log=log.info)
-    name = torch.cuda.get_device_name(d) if d.type == "cuda" else "CPU"
-    result = {"device": name, "torch": torch.__version__, "rows": rows, "command": " ".join(["prunebench", *sys.argv[1:]]), "provenance": provenance()}
-    markdown = S.to_markdown(rows, f"{name}, torch {torch.__version__}", result["command"])
-    write_together((out_json, lambda: write_json(out_json, result)), (out_md, lambda: write_text(out_md, markdown)))
-    click.echo(markdown)
-
-
 from .data import prepare, standin  # noqa: E402 (datasets: CIFAR prepared, ImageNet checked)
 from .latency import latency  # noqa: E402 (measured inference cost)
 from .li import curve, li_report, li_table2  # noqa: E402 (Li et al.'s analyses)
 from .report import channels, check_report, checks, figure, html, kernels, ledger, stats_figure, table, trace  # noqa: E402 (the report layer)
+from .speed import bench, step_speed  # noqa: E402 (training speed)
 
-for _command in (prepare, standin, table, figure, stats_figure, channels, kernels, trace, checks, html, check_report, ledger, curve, li_table2, li_report, latency):
+for _command in (prepare, standin, table, figure, stats_figure, channels, kernels, trace, checks, html, check_report, ledger, curve, li_table2, li_report, latency, bench, step_speed):
     cli.add_command(_command)
 
 
