@@ -144,10 +144,11 @@ def _timed_reference(model, optimizer, loader, device, warmup: int, steps: int) 
                 return time.perf_counter() - start
 
 
-def _timed_fast(step, batches: TrainBatches, device, warmup: int, steps: int, seed: int) -> float:
+def _timed_fast(step, epoch_batches, device, warmup: int, steps: int) -> float:
+    """Seconds for ``steps`` steps after ``warmup``, over ``epoch_batches(epoch)`` epoch by epoch."""
     done, start, epoch = 0, None, 0
     while True:
-        for x, y in batches.epoch(epoch_generator(seed, epoch)):
+        for x, y in epoch_batches(epoch):
             if done == warmup:
                 _sync(device)
                 start = time.perf_counter()
@@ -199,7 +200,7 @@ def run_case(case: Case, path: str, s: Settings, accuracy: bool = True, barrier=
         batches = TrainBatches(data.train_x, data.train_y, s.batch_size, device)
         if barrier is not None:
             barrier.wait()
-        seconds = _timed_fast(step, batches, device, s.warmup, s.steps, s.seed)
+        seconds = _timed_fast(step, lambda epoch: batches.epoch(epoch_generator(s.seed, epoch)), device, s.warmup, s.steps)
     ips = s.steps * s.batch_size / seconds
     result.update(images_per_s=ips, seconds_per_epoch=CIFAR_TRAIN_IMAGES / ips)
     if accuracy and s.acc_epochs > 0:

@@ -29,7 +29,7 @@ from prunebench.models.counting import count_macs
 from prunebench.training import fused, graphs
 from prunebench.training.step import Hparams, Schedule, make_optimizer, make_step
 
-from .bench import CIFAR_TRAIN_IMAGES, Case, Settings, _spawn, _sync
+from .bench import CIFAR_TRAIN_IMAGES, Case, Settings, _spawn, _timed_fast
 
 FUSED_K = (1, 4, 16, 32)
 PACKS = (1, 4, 16)
@@ -49,7 +49,8 @@ def readings(device: torch.device, precisions: tuple[str, ...], fuse: int, small
 
 
 def _timed_fused(arch: str, k: int, data: Data, s: Settings, device: torch.device, precision: str) -> dict:
-    """Images/s of K copies trained as one network (their batches stacked), graphed where CUDA."""
+    """Images/s of K copies trained as one network (their batches stacked), graphed where CUDA,
+    timed as the bench times one run."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     hp = Hparams(Schedule(1, 0.1), batch_size=s.batch_size, precision=precision)
@@ -61,22 +62,12 @@ def _timed_fused(arch: str, k: int, data: Data, s: Settings, device: torch.devic
     graph = "cuda" if graphs.wanted(device, 1, "none") else "off"
     step = make_step(net, make_optimizer(net, hp, device), hp, device, graph=graph)
     streams = [TrainBatches(data.train_x, data.train_y, s.batch_size, device, seed=seed) for seed in range(k)]
-    done, start, epoch = 0, None, 0
-    while done < s.warmup + s.steps:
+
+    def epoch_batches(epoch: int):
         batches = [b.epoch(epoch_generator(seed, epoch)) for seed, b in enumerate(streams)]
-        for x, y in batches[0] if k == 1 else fused.stack_batches(batches):
-            if y.shape[-1] != s.batch_size:
-                continue  # the last, smaller batch: timed steps are all full ones
-            if done == s.warmup:
-                _sync(device)
-                start = time.perf_counter()
-            step(x, y)
-            done += 1
-            if done == s.warmup + s.steps:
-                break
-        epoch += 1
-    _sync(device)
-    ips = s.steps * s.batch_size * k / (time.perf_counter() - start)
+        return batches[0] if k == 1 else fused.stack_batches(batches)
+
+    ips = s.steps * s.batch_size * k / _timed_fast(step, epoch_batches, device, s.warmup, s.steps)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return {"images_per_s": ips, "device_peak_mib": peak, "cuda_graph": graph == "cuda"}
 

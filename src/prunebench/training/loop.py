@@ -9,7 +9,6 @@ data order and augmentation of each epoch come from a generator seeded by (seed,
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import time
@@ -139,9 +138,10 @@ def fit_group(
             soft_prune()  # SFP masks the initial weights too
     net = models[0] if k == 1 else fused.Stacked(models)
     optimizer = make_optimizer(net, hp, device)
-    if state["optimizer"] is not None:
-        load = optimizer.load_state_dict if k == 1 else functools.partial(fused.load_optimizer_states, optimizer)
-        load(state["optimizer"] if k == 1 else [s["optimizer"] for s in states])
+    if state["optimizer"] is not None and k == 1:
+        optimizer.load_state_dict(state["optimizer"])
+    elif state["optimizer"] is not None:
+        fused.load_optimizer_states(optimizer, [s["optimizer"] for s in states])
     graph = graph or ("cuda" if graphs.wanted(device, ctx.world, hp.compile) else "off")
     loss_sum = torch.zeros(k, device=device)  # each run's epoch sums, which the step adds to
     correct = torch.zeros(k, device=device, dtype=torch.int64)
@@ -152,10 +152,9 @@ def fit_group(
     n = streams[0].n
 
     def save(epoch: int, step: int, sums: tuple, partial_time: float) -> None:
+        """Each run's checkpoint (of a fused network: its copies, written back before)."""
         if not ctx.main:
             return
-        if k > 1:
-            net.to_copies()
         for i, (c, h, m) in enumerate(zip(checkpoints, hps, models)):
             opt_state = graphs.plain_state(optimizer) if k == 1 else fused.copy_optimizer_state(optimizer, i)
             _save(c, h, data.loader, m, opt_state, histories[i], epoch, step, float(sums[0][i]), int(sums[1][i]), partial_time)
@@ -178,16 +177,18 @@ def fit_group(
                 train_step(xb, yb, min(hp.batch_size, n - step * hp.batch_size))
                 if (ctx.world == 1 or step % SIGNAL_EVERY == SIGNAL_EVERY - 1) and distributed.any_true(sigterm.raised, ctx, device):
                     elapsed = time.perf_counter() - start + state["partial_time"]
+                    if k > 1:
+                        net.to_copies()
                     save(epoch, step + 1, _summed(loss_sum, correct, ctx), elapsed)
                     where = checkpoints[0] if k == 1 else f"{k} checkpoints ({checkpoints[0]}, ...)"
                     raise Interrupted(f"SIGTERM at epoch {epoch + 1}, step {step + 1}; checkpoint saved to {where}")
             epoch_loss, epoch_correct = _summed(loss_sum, correct, ctx)
             if k > 1:
-                net.to_copies()
+                net.to_copies()  # for the soft pruning, the evaluation and the checkpoints below
             for soft_prune in soft_prunes:
                 soft_prune()
-            if k > 1:
-                net.from_copies()
+            if k > 1 and hp.soft_keep:
+                net.from_copies()  # SFP zeroed the copies' filters: train on from there
             tests = [evaluate_batches(m, data.test_batches(h.test_batch_size, device, stats, ctx.rank, ctx.world), data.test_images, device, ctx) for m, h in zip(models, hps)]
             seconds = time.perf_counter() - start + state["partial_time"]
             for i, (history, test) in enumerate(zip(histories, tests)):
