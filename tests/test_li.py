@@ -25,7 +25,8 @@ from prunebench.pruning.criteria import keep_top
 from prunebench.report import li_table2
 from prunebench.studies.analyses import curves, retrained
 from prunebench.training.checkpoints import load_model
-from prunebench.training.runs import ArmProtocol, RunSpec, prune_run, train_run
+from prunebench.training.jobs import prune_run
+from prunebench.training.runs import ArmProtocol, RunSpec, train_run
 
 CPU = torch.device("cpu")
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
