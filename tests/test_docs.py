@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import dry_run
+from test_workflow import as_runs, dry_run
 
 REPO = Path(__file__).resolve().parents[1]
 DEVELOPMENT = REPO / "docs" / "development.md"
@@ -121,4 +121,5 @@ def test_study_example_is_a_target(tmp_path):
     assert set(yaml.safe_load(extra.read_text())["studies"]) == {"criteria"}
     stats = dry_run("--configfile", str(extra), "--config", "scale=paper", f"results={tmp_path / 'results'}", targets=("criteria",))
     # paper scale: 5 seeds of the two variants, on the five ResNet-56 bases the l1 study trains too
-    assert (stats["train_base"], stats["prune"], stats["finetune"], stats["scratch"]) == (5, 10, 10, 20), stats
+    runs = as_runs(stats)  # (each folder's 5 seeds one fused job)
+    assert (runs["train_base"], runs["prune"], runs["finetune"], runs["scratch"]) == (5, 10, 10, 20), stats
