@@ -103,19 +103,19 @@ def _empty_train(blob: dict) -> None:
 
 BAD_PREPARED = {
     # id: (builder, regex naming the problem)
-    "tensor": (_bad_prepared(lambda b: torch.zeros(3)), r"it holds a Tensor, not a dict"),
-    "list": (_bad_prepared(lambda b: [b["train_x"], b["train_y"]]), r"it holds a list, not a dict"),
-    "lacks-test-split": (_bad_prepared(_drop("test_x", "test_y")), r"it lacks test_x, test_y"),
-    "float-images": (_bad_prepared(_set("train_x", lambda b: b["train_x"].float())), r"train_x is torch\.float32 \(128, 32, 32, 3\), not uint8"),
-    "nchw-images": (_bad_prepared(_set("test_x", lambda b: b["test_x"].permute(0, 3, 1, 2).contiguous())), r"test_x is torch\.uint8 \(40, 3, 32, 32\), not uint8 N x 32 x 32 x 3"),
-    "small-images": (_bad_prepared(_set("test_x", lambda b: b["test_x"][:, :28, :28].contiguous())), r"test_x is torch\.uint8 \(40, 28, 28, 3\)"),
-    "float-labels": (_bad_prepared(_set("train_y", lambda b: b["train_y"].float())), r"train_y is torch\.float32 \(128,\), not int64 labels"),
+    "tensor": (_bad_prepared(lambda b: torch.zeros(3)), r"it holds a Tensor, not a mapping of fields"),
+    "list": (_bad_prepared(lambda b: [b["train_x"], b["train_y"]]), r"it holds a list, not a mapping of fields"),
+    "lacks-test-split": (_bad_prepared(_drop("test_x", "test_y")), r"it lacks test_x"),
+    "float-images": (_bad_prepared(_set("train_x", lambda b: b["train_x"].float())), r"train_x: expected a uint8 4-D 32x32x3 tensor, not float32 \(128, 32, 32, 3\)"),
+    "nchw-images": (_bad_prepared(_set("test_x", lambda b: b["test_x"].permute(0, 3, 1, 2).contiguous())), r"test_x: expected a uint8 4-D 32x32x3 tensor, not uint8 \(40, 3, 32, 32\)"),
+    "small-images": (_bad_prepared(_set("test_x", lambda b: b["test_x"][:, :28, :28].contiguous())), r"test_x: expected .* tensor, not uint8 \(40, 28, 28, 3\)"),
+    "float-labels": (_bad_prepared(_set("train_y", lambda b: b["train_y"].float())), r"train_y: expected an int64 1-D tensor, not float32 \(128,\)"),
     "label-too-large": (_bad_prepared(_label("test", 10)), r"test_y has labels outside 0\.\.9"),
     "negative-label": (_bad_prepared(_label("train", -1)), r"train_y has labels outside 0\.\.9"),
-    "lengths-disagree": (_bad_prepared(_set("train_y", lambda b: b["train_y"][:-1].clone())), r"128 train images but 127 labels"),
-    "no-train-images": (_bad_prepared(_empty_train), r"no train images"),
-    "unknown-dataset": (_bad_prepared(_set("dataset", lambda b: "mnist")), r"unknown dataset 'mnist'"),
-    "wrong-class-count": (_bad_prepared(_set("classes", lambda b: b["classes"][:5])), r"5 classes for cifar10, which has 10"),
+    "lengths-disagree": (_bad_prepared(_set("train_y", lambda b: b["train_y"][:-1].clone())), r"train_x holds 128 images but train_y 127 labels"),
+    "no-train-images": (_bad_prepared(_empty_train), r"train_x holds no images"),
+    "unknown-dataset": (_bad_prepared(_set("dataset", lambda b: "mnist")), r"dataset: input should be 'cifar10' or 'cifar100', got 'mnist'"),
+    "wrong-class-count": (_bad_prepared(_set("classes", lambda b: b["classes"][:5])), r"classes lists 5 classes for cifar10, which has 10"),
 }  # fmt: skip
 
 CORRUPT_PREPARED = {
@@ -230,7 +230,7 @@ def _table(tmp: Path, content: bytes):
 # --------------------------------------------------------------------------- the table
 CASES = [
     *[
-        Case(f"train-data-{k}", lambda a, t, mk=mk: _train(a, t, mk(a, t)), rf"\S*bad\.pt is not a prepared dataset \({names}", PREPARED_HINT)
+        Case(f"train-data-{k}", lambda a, t, mk=mk: _train(a, t, mk(a, t)), rf"\S*bad\.pt is not a prepared dataset: {names}", PREPARED_HINT)
         for k, (mk, names) in BAD_PREPARED.items()
     ],
     *[
@@ -238,7 +238,7 @@ CASES = [
         for k, mk in CORRUPT_PREPARED.items()
     ],
     Case("evaluate-data-float-images", lambda a, t: _evaluate(a, t, BAD_PREPARED["float-images"][0](a, t)),
-         r"\S*bad\.pt is not a prepared dataset \(train_x is torch\.float32", PREPARED_HINT),
+         r"\S*bad\.pt is not a prepared dataset: train_x: expected a uint8", PREPARED_HINT),
     # ---- CIFAR-100 sources
     Case("prepare-cifar100-nothing-no-download", lambda a, t: _prepare100(t, t / "empty-root"),
          r"cifar100 not found \(looked in \S*empty-root/cifar-100-python, .*empty-root/cifar100\*\.tar\.gz\) and download disabled",

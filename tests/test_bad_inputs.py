@@ -33,6 +33,7 @@ import json
 import logging
 import re
 import tarfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -237,6 +238,25 @@ def _text_file(tmp: Path) -> Path:
     return path
 
 
+def _torchscript(tmp: Path) -> Path:
+    """A scripted model saved by torch.jit.save: a torch zip file, but not a prunebench one."""
+    path = tmp / "scripted.pt"
+    with warnings.catch_warnings():  # torch.jit's own deprecation notes, not the command's
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    return path
+
+
+def _imagenet_manifest(tmp: Path) -> Path:
+    """The manifest of a tiny synthetic ImageNet tree, as 'prunebench prepare' writes it."""
+    from prunebench.data.imagenet import prepare as prepare_imagenet
+    from prunebench.data.imagenet_tree import write_tiny_imagenet
+
+    write_tiny_imagenet(tmp / "imagenet-root", classes=2, train_per_class=1, val_per_class=1)
+    prepare_imagenet(tmp / "imagenet-root", tmp / "imagenet.json")
+    return tmp / "imagenet.json"
+
+
 def _cfg_mismatch(a, tmp: Path) -> Path:
     """The pruned checkpoint with one cfg entry edited: it builds, but the weights do not fit."""
     blob = torch.load(a.pruned, map_location="cpu", weights_only=True)
@@ -256,7 +276,7 @@ def _incomplete_metrics(tmp: Path) -> Path:
 
 def _other_run_metrics(tmp: Path) -> Path:
     path = tmp / "other-metrics.json"
-    path.write_text(json.dumps({"run": {**BASE_RUN, "seed": 2}, "best_accuracy": 50.0, "final_accuracy": 50.0}))
+    path.write_text(json.dumps({"run": {**BASE_RUN, "seed": 2}, "best_accuracy": 50.0, "final_accuracy": 50.0, "epochs": 1, **COUNTS}))
     return path
 
 
@@ -337,6 +357,14 @@ def _metrics_file(tmp: Path, content) -> Path:
     path = tmp / "list-metrics.json"
     path.write_text(json.dumps(content))
     return path
+
+
+def _both(*mutations):
+    def mutate(c: dict) -> None:
+        for m in mutations:
+            m(c)
+
+    return mutate
 
 
 def _add_study(name: str):
@@ -423,6 +451,12 @@ CLI_CASES = [
          r"c100\.pt has 100 classes but the data has 10", r"use the matching dataset"),
     Case("finetune-with-sparsity", "cli", lambda a, t: _train(a, t, "--init", str(a.pruned), "--sparsity", "1e-4", arch="resnet56", arm="finetune"),
          r"--sparsity trains a base model for network slimming", r"drop it for the other arms"),
+    Case("train-nesterov-without-momentum", "cli", lambda a, t: _train(a, t, "--nesterov", "--momentum", "0"),
+         r"--nesterov needs momentum, but --momentum = 0(\.0)?", r"set --momentum above 0 \(e\.g\. 0\.9\) or turn --nesterov off"),
+    Case("train-imagenet-resize-under-crop", "cli", lambda a, t: _train(a, t, "--crop", "32", "--resize", "16", arch="resnet34", data=_imagenet_manifest(t)),
+         r"resize = 16 is smaller than crop = 32", r"use at least 32"),
+    Case("train-imagenet-vgg-crop-too-small", "cli", lambda a, t: _train(a, t, "--crop", "16", "--resize", "20", arch="vgg11_slimming", data=_imagenet_manifest(t)),
+         r"--crop = 16 is too small for vgg11_slimming: its five 2x2 max-pools need at least 32 pixels", r"use --crop 32 or more"),
     # ---- masked methods (unstructured, SFP)
     Case("prune-magnitude-ratio-one", "cli", lambda a, t: _prune(a, t, "--method", "magnitude", "--setting", "1"),
          r"pruning ratio '1' is not a fraction in \(0, 1\)", r"use e\.g\. 0\.4 for 40 %"),
@@ -439,7 +473,7 @@ CLI_CASES = [
     Case("finetune-masks-wrong-shape", "cli", lambda a, t: _train(a, t, "--init", str(_model_with(a, t, masks={"conv1.weight": torch.ones(3, 3, dtype=torch.bool)})), arch="resnet56", arm="finetune"),
          r"edited\.pt: mask for 'conv1\.weight' has shape \(3, 3\)", r"the file is damaged"),
     Case("finetune-masks-not-bool", "cli", lambda a, t: _train(a, t, "--init", str(_model_with(a, t, masks={"conv1.weight": torch.ones(16, 3, 3, 3)})), arch="resnet56", arm="finetune"),
-         r"edited\.pt: masks are not a mapping of bool tensors", r"rerun its step"),
+         r"edited\.pt is not a prunebench model file: masks\.conv1\.weight: expected a bool tensor", r"rerun the step that makes it"),
     # ---- data preparation
     Case("prepare-no-data-no-download", "cli", lambda a, t: _prepare(t, t / "empty-root"),
          r"cifar10 not found \(looked in \S*empty-root/cifar-10-batches-py, .*empty-root/cifar10\*\.tar\.gz\) and download disabled",
@@ -470,11 +504,13 @@ CLI_CASES = [
     Case("prune-already-pruned-model", "cli", lambda a, t: _prune(a, t, "--variant", "A", model=a.pruned),
          r"pruned\.pt is already pruned \(cfg \[", r"prune the full resnet56 model"),
     Case("prune-model-options-a-list", "cli", lambda a, t: _prune(a, t, "--variant", "A", model=_model_with(a, t, options=["shortcut", "avgpool"])),
-         r"edited\.pt: options \['shortcut', 'avgpool'\] are not a mapping", r"the file is damaged, rerun its step"),
+         r"edited\.pt is not a prunebench model file: options: input should be a valid dictionary", r"rerun the step that makes it"),
     Case("evaluate-model-unknown-option", "cli", lambda a, t: _evaluate(a, t, model=_model_with(a, t, options={"widen": "2"})),
          r"edited\.pt: unknown option 'widen' for resnet56", r"damaged or from another version, rerun its step"),
     Case("evaluate-non-torch-checkpoint", "cli", lambda a, t: _evaluate(a, t, model=_text_file(t)),
          r"model checkpoint \S*model\.pt is corrupt or not a torch file", r"delete it and rerun the step that makes it"),
+    Case("evaluate-torchscript-model", "cli", lambda a, t: _evaluate(a, t, model=_torchscript(t)),
+         r"model checkpoint \S*scripted\.pt is corrupt or not a torch file", r"delete it and rerun the step that makes it"),
     Case("evaluate-cfg-does-not-fit-weights", "cli", lambda a, t: _evaluate(a, t, model=_cfg_mismatch(a, t)),
          r"edited\.pt: weights do not fit resnet56 with cfg \[15, ", r"rerun its step"),
     # ---- outputs, commands, options
@@ -493,7 +529,7 @@ CLI_CASES = [
     Case("evaluate-metrics-of-another-run", "cli", lambda a, t: _evaluate(a, t, metrics=_other_run_metrics(t)),
          r"other-metrics\.json describes run .*'seed': 2.* but \S*base\.pt holds .*'seed': 1", r"pass the pair from one run"),
     Case("evaluate-metrics-a-list", "cli", lambda a, t: _evaluate(a, t, metrics=_metrics_file(t, [BASE_RUN, 10.0])),
-         r"list-metrics\.json is not a metrics\.json", r"pass the one 'prunebench train' wrote"),
+         r"list-metrics\.json is not a metrics\.json", r"rerun the training that writes it"),
     Case("evaluate-metrics-missing", "cli", lambda a, t: _evaluate(a, t, metrics=t / "gone" / "metrics.json"),
          r"missing file \S*gone/metrics\.json", r"run the step that makes it first"),
     Case("evaluate-metrics-incomplete", "cli", lambda a, t: _evaluate(a, t, metrics=_incomplete_metrics(t)),
@@ -504,9 +540,9 @@ CLI_CASES = [
     Case("table-eval-not-json", "cli", lambda a, t: _table(t, [_bad_json(t)]),
          r"evals/eval\.json is not valid JSON", r"delete it and rerun the step that makes it"),
     Case("table-eval-a-list", "cli", lambda a, t: _table(t, [_evals_file(t, "eval.json", [BASE_RUN, 93.1])]),
-         r"evals/eval\.json is not an eval\.json \(needs run, accuracy, macs", r"rerun 'prunebench evaluate' for it"),
+         r"evals/eval\.json is not an eval\.json: it holds a list", r"rerun 'prunebench evaluate' for it"),
     Case("table-eval-lacks-keys", "cli", lambda a, t: _table(t, [_evals_file(t, "eval.json", {"run": BASE_RUN, "accuracy": {"best": 93.1}})]),
-         r"evals/eval\.json is not an eval\.json \(needs run, accuracy, macs", r"rerun 'prunebench evaluate' for it"),
+         r"evals/eval\.json is not an eval\.json: it lacks macs", r"rerun 'prunebench evaluate' for it"),
     Case("table-eval-run-not-a-dict", "cli", lambda a, t: _table(t, [_evals_file(t, "eval.json", {"run": "base", "accuracy": {"best": 1.0}, **COUNTS})]),
          r"evals/eval\.json is not an eval\.json", r"rerun 'prunebench evaluate' for it"),
     Case("table-eval-without-metric", "cli", lambda a, t: _table(t, [_eval_without_metric(t)]),
@@ -537,13 +573,13 @@ CLI_CASES = [
          r"table \S*table1\.csv (is not a CSV table|lacks the columns)", r"not written by 'prunebench table'; rerun it"),
     # ---- channels inputs (prune.json)
     Case("channels-report-lacks-layers", "cli", lambda a, t: _channels(t, [_prune_json(a, t, "layers")]),
-         r"evals/prune\.json is not a prune\.json \(needs run and layers\)", r"rerun 'prunebench prune' for it"),
+         r"evals/prune\.json is not a prune\.json: it lacks layers", r"rerun the prune step"),
     Case("channels-report-not-json", "cli", lambda a, t: _channels(t, [_evals_file(t, "prune.json", "pruned resnet56 by l1 at A\n")]),
          r"evals/prune\.json is not valid JSON", r"delete it and rerun the step that makes it"),
     Case("channels-report-a-list", "cli", lambda a, t: _channels(t, [_prune_json(a, t, wrap=True)]),
-         r"evals/prune\.json is not a prune\.json", r"rerun 'prunebench prune' for it"),
+         r"evals/prune\.json is not a prune\.json", r"rerun the prune step"),
     Case("channels-report-layer-lacks-widths", "cli", lambda a, t: _channels(t, [_prune_json(a, t, "layers", 3, "after")]),
-         r"layer 3 lacks layer/before/after", r"re-run its pruning"),
+         r"prune\.json is not a prune\.json: it lacks layers\.3\.after", r"rerun the prune step"),
     Case("channels-unwritable-png", "cli",
          lambda a, t: (lambda b: (_channels(t, [a.prune_json])[0][:-1] + [str(b / "channels.png")],
                                   [t / "channels" / "channels.csv", b / "channels.png"]))(_blocker(t)),
@@ -602,6 +638,20 @@ CONFIG_CASES = [
     Case("config-sfp-keep-everything", "config", _set("studies", "sfp", "models", "cifar10", "resnet56", [1.0]), r"studies\.sfp\.models\.cifar10\.resnet56\[0\] = 1\.0: SFP keep rate '1' is not a fraction in \(0, 1\)", r"use e\.g\. 0\.7"),
     Case("config-bad-densenetbc-block", "config", _set("studies", "unstructured", "options", "densenetbc100", {"block": "dense"}), r"studies\.unstructured\.options\.densenetbc100: bad value 'dense' for option 'block'", r"choose one of 'bottleneck', 'basic'"),
     Case("config-slimming-on-preresnet110", "config", _set("studies", "slimming", "models", "cifar10", "preresnet110", [0.4]), r"studies\.slimming\.models\.cifar10\.preresnet110\[0\] = 0\.4: network slimming prunes .* with every BatchNorm in a channel group", r"not preresnet110"),
+    # settings the commands check on their own (prunebench.core.limits, the bench's parser)
+    Case("config-imagenet-crop-under-8", "config", _set("scales", "smoke", "imagenet", "crop", 4), r"scales\.smoke\.imagenet\.crop = 4 is not a whole number of pixels of at least 8", r"use e\.g\. 224"),
+    Case("config-imagenet-resize-under-crop", "config", _set("scales", "paper", "imagenet", "resize", 200), r"scales\.paper\.imagenet\.resize = 200 is smaller than scales\.paper\.imagenet\.crop = 224", r"use at least 224"),
+    Case("config-imagenet-crop-too-small-for-vgg", "config", _set("scales", "smoke", "imagenet", "crop", 16), r"scales\.smoke\.imagenet\.crop = 16 is too small for vgg16_nobn: its five 2x2 max-pools", r"use scales\.smoke\.imagenet\.crop 32 or more"),
+    Case("config-gpu-decoder-on-cpu", "config", _both(_set("device", "cpu"), _set("imagenet", "decoder", "gpu")), r"imagenet\.decoder='gpu' needs an available CUDA device, got device=cpu", r"use imagenet\.decoder='cpu' or 'auto'"),
+    Case("config-imagenet-study-without-imagenet-block", "config", _delete("imagenet"), r"studies\.imagenet_l1 trains on ImageNet but the config has no imagenet block", r"add imagenet: \{decoder: auto, nodes: 1\}"),
+    Case("config-results-is-a-file", "config", _set("results", str(CONFIG)), r"results = '\S*config\.yaml' is a file, not a folder", r"point results at a folder"),
+    Case("config-results-under-a-file", "config", _set("results", str(CONFIG / "results")), r"results = '\S*config\.yaml/results' is under \S*config\.yaml, a file", r"point results at a folder"),
+    Case("config-results-with-braces", "config", _set("results", "results/{scale}"), r"results = 'results/\{scale\}' holds braces", r"without \{ or \}"),
+    Case("config-data-root-is-a-file", "config", _set("data_root", str(CONFIG)), r"data_root = '\S*config\.yaml' is a file, not a folder", r"point data_root at a folder"),
+    Case("config-nesterov-without-momentum", "config", _set("protocols", "sfp", "momentum", 0), r"protocols\.sfp\.nesterov needs momentum, but protocols\.sfp\.momentum = 0", r"set protocols\.sfp\.momentum above 0"),
+    Case("config-nesterov-without-main-momentum", "config", _set("protocol", "momentum", 0.0), r"protocols\.sfp\.nesterov needs momentum, but protocol\.momentum = 0\.0", r"set protocol\.momentum above 0"),
+    Case("config-bench-unknown-arch", "config", _set("bench", "models", ["resnet56", "resnet57"]), r"bench\.models\[1\] = 'resnet57': unknown arch 'resnet57'", r"choose one of .*resnet56"),
+    Case("config-bench-unknown-variant", "config", _set("bench", "models", ["resnet56-C"]), r"bench\.models\[0\] = 'resnet56-C': unknown pruned variant resnet56-C", r"known variants: .*resnet56-B"),
     Case("config-unstructured-ratio-zero", "config", _set("studies", "unstructured", "models", "cifar10", "vgg19", [0]), r"studies\.unstructured\.models\.cifar10\.vgg19\[0\] = 0: pruning ratio '0' is not a fraction in \(0, 1\)", r"use e\.g\. 0\.4"),
 ]  # fmt: skip
 
@@ -753,8 +803,49 @@ def test_old_format_prune_report(assets, tmp_path, capfd, monkeypatch):
         assert not csv.exists() and not png.exists()
 
 
+# --------------------------------------------------------------------------- config against the commands
+def _choices(command, name: str) -> set:
+    return set(next(p for p in command.params if p.name == name).type.choices)
+
+
+def test_the_schemas_choices_are_the_commands():
+    """Every enum of the schema that the workflow passes to a command is that command's choice
+    list, so a value the schema takes is one the command takes."""
+    from prunebench.commands import cli as commands
+    from prunebench.commands.li import li_report
+    from prunebench.commands.report import ledger, table
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    top, fields = schema["properties"], schema["$defs"]["protocol_fields"]["properties"]
+    study = top["studies"]["additionalProperties"]["properties"]
+    pairs = {
+        "speed.precision": (top["speed"]["properties"]["precision"]["enum"], _choices(commands.train, "precision")),
+        "scales.<scale>.precision": (top["scales"]["additionalProperties"]["properties"]["precision"]["enum"], _choices(commands.train, "precision")),
+        "speed.compile": (top["speed"]["properties"]["compile"]["enum"], _choices(commands.train, "compile_mode")),
+        "imagenet.decoder": (top["imagenet"]["properties"]["decoder"]["enum"], _choices(commands.train, "decoder")),
+        "normalisation": (fields["normalisation"]["enum"], _choices(commands.train, "normalisation")),
+        "scratch_b.steps": (fields["scratch_b"]["properties"]["steps"]["enum"], _choices(commands.train, "scratch_b_steps")),
+        "scratch_b_budget": (study["scratch_b_budget"]["enum"], _choices(commands.train, "scratch_b_budget")),
+        "report_metric (table)": (top["report_metric"]["enum"], _choices(table, "metric")),
+        "report_metric (ledger)": (top["report_metric"]["enum"], _choices(ledger, "metric")),
+        "report_metric (li-report)": (top["report_metric"]["enum"], _choices(li_report, "metric")),
+        "report (table kinds)": ([k for k in study["report"]["enum"] if k != "li"], _choices(table, "kind")),
+    }
+    for key, (enum, choices) in pairs.items():
+        assert set(enum) == choices, (key, enum, choices)
+
+
+def test_a_results_folder_made_later_is_fine(tmp_path):
+    """results and data_root may not exist yet: the jobs create them."""
+    config = yaml.safe_load(CONFIG.read_text())
+    config.update(results=str(tmp_path / "new" / "results"), data_root=str(tmp_path / "new" / "data"))
+    check(config, SCHEMA)
+    assert not (tmp_path / "new").exists()
+
+
 # --------------------------------------------------------------------------- real subprocesses
-SUBPROCESS_CASES = ["prepare-no-data-no-download", "prune-truncated-checkpoint", "train-data-is-a-model"]
+# the TorchScript case also shows torch's warnings are kept off stderr (pytest captures them in-process)
+SUBPROCESS_CASES = ["prepare-no-data-no-download", "prune-truncated-checkpoint", "train-data-is-a-model", "evaluate-torchscript-model"]
 
 
 @pytest.mark.parametrize("case_id", SUBPROCESS_CASES)

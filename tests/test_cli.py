@@ -9,6 +9,7 @@ traceback. Successful, output-only cases (help, describe) run in-process, which 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from click.testing import CliRunner
 
 from prunebench import models
 from prunebench.commands.cli import cli
+from prunebench.core.errors import UserError
 from prunebench.training.checkpoints import save_model
 
 COMMANDS = ("prepare", "standin", "describe", "train", "prune", "evaluate", "table", "figure", "channels")
@@ -141,7 +143,38 @@ def test_describe_full_network_has_no_reduction():
     assert info["scratch_b_epochs"] == 160
 
 
+# PROTOCOLS-IMAGENET §2.1 [CALC] at 224x224, 1000 classes: params, MACs, Scratch-B epochs (of 90).
+RESNET34 = {None: (21.798, 3.664, 90), "A": (20.152, 3.100, 106), "B": (19.469, 2.782, 118), "C": (20.206, 3.391, 97)}
+
+
+@pytest.mark.parametrize("variant", list(RESNET34))
+def test_describe_counts_an_imagenet_arch_on_imagenet(variant):
+    args = ("--variant", variant) if variant else ()
+    info = json.loads(invoke("describe", "--arch", "resnet34", *args).stdout)
+    assert info == json.loads(invoke("describe", "--arch", "resnet34", "--dataset", "imagenet", *args).stdout)
+    params_m, macs_g, epochs = RESNET34[variant]
+    assert info["dataset"] == "imagenet" and info["num_classes"] == 1000
+    assert info["params_full"] == 21_797_672 and round(info["macs_full"] / 1e9, 3) == 3.664  # torchvision's
+    assert round(info["params"] / 1e6, 3) == params_m and round(info["macs"] / 1e9, 3) == macs_g
+    assert info["scratch_b_epochs"] == epochs
+    assert info["params_full"] == pytest.approx(2.16e7, rel=0.01) and info["macs_full"] == pytest.approx(3.64e9, rel=0.01)  # Li Table 1
+
+
+def test_describe_keeps_cifar_as_the_default_for_cifar_archs():
+    info = json.loads(invoke("describe", "--arch", "resnet56", "--dataset", "cifar100").stdout)
+    assert (info["dataset"], info["num_classes"], info["macs_full"], info["scratch_b_epochs"]) == ("cifar100", 100, 125491456, 160)
+
+
 # --------------------------------------------------------------------------- one-line errors
+@pytest.mark.parametrize(
+    "arch, dataset, needles",
+    [("resnet34", "cifar10", ("resnet34 is an ImageNet architecture", "--dataset imagenet")), ("resnet56", "imagenet", ("resnet56 is a CIFAR architecture", "--dataset cifar10"))],
+)
+def test_describe_refuses_an_arch_of_the_other_dataset_family(work, arch, dataset, needles):
+    proc = run_prunebench("describe", "--arch", arch, "--dataset", dataset, cwd=work)
+    assert_one_line_error(proc, *needles)
+
+
 def test_unknown_arch(work):
     proc = run_prunebench("describe", "--arch", "resnet57", cwd=work)
     assert_one_line_error(proc, "resnet57", "resnet56")  # names the bad value and the choices
@@ -270,7 +303,8 @@ def test_train_failing_to_write_model_leaves_no_metrics(work, tiny_prepared):
 def test_evaluate_with_metrics_of_another_run(work, full_model, tiny_prepared):
     other = {**BASE_RUN, "seed": 2}
     metrics = work / "other-metrics.json"
-    metrics.write_text(json.dumps({"run": other, "best_accuracy": 50.0, "final_accuracy": 50.0}))
+    counts = {"epochs": 1, "macs": 1, "params": 1, "macs_full": 1, "params_full": 1}
+    metrics.write_text(json.dumps({"run": other, "best_accuracy": 50.0, "final_accuracy": 50.0, **counts}))
     out = work / "ev" / "eval.json"
     proc = run_prunebench(
         "evaluate", "--model", full_model, "--metrics", metrics, "--data", tiny_prepared, "--device", "cpu",
@@ -330,18 +364,27 @@ def test_train_evaluates_its_run_and_exits_without_teardown(work, tiny_prepared)
     assert help_.returncode == 0 and "train" in help_.stdout
 
 
-def test_train_failing_to_write_eval_keeps_its_checkpoint(work, tiny_prepared):
+def test_train_failing_while_evaluating_keeps_its_checkpoint(work, tiny_prepared, monkeypatch, caplog):
     """A training job that fails (or is killed) while evaluating keeps the checkpoint of its last
-    epoch, so the rerun resumes there instead of training again."""
-    out, blocker = work / "eval-fails", work / "eval-fails-blocker"
-    blocker.write_text("a file where a folder should be")
-    args = ("train", "--arch", "resnet20", "--arm", "base", "--data", tiny_prepared, "--epochs", "1", "--lr", "0.1",
-            "--device", "cpu", "--checkpoint", out / "checkpoint.pt", "--model-out", out / "model.pt",
-            "--metrics-out", out / "metrics.json")  # fmt: skip
-    proc = run_prunebench(*args, "--eval-out", blocker / "eval.json", cwd=work)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
-    assert (out / "checkpoint.pt").exists(), proc.stderr
-    rerun = run_prunebench(*args, "--eval-out", out / "eval.json", cwd=work)
-    assert rerun.returncode == 0, rerun.stderr
-    assert "resuming from" in rerun.stderr and "epoch 1/1" not in rerun.stderr, rerun.stderr
+    epoch, so the rerun resumes there instead of training again; it writes no model or metrics."""
+    from prunebench.commands.cli import main
+    from prunebench.training import runs
+
+    out = work / "eval-fails"
+    args = ["train", "--arch", "resnet20", "--arm", "base", "--data", str(tiny_prepared), "--epochs", "1", "--lr", "0.1",
+            "--device", "cpu", "--checkpoint", str(out / "checkpoint.pt"), "--model-out", str(out / "model.pt"),
+            "--metrics-out", str(out / "metrics.json"), "--eval-out", str(out / "eval.json")]  # fmt: skip
+
+    def broken(*a, **k):
+        raise UserError("the evaluation failed")
+
+    monkeypatch.setattr(runs, "evaluate_run", broken)
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code != 0 and (out / "checkpoint.pt").exists()
+    assert not any((out / n).exists() for n in ("model.pt", "metrics.json", "eval.json"))
+    monkeypatch.undo()
+    caplog.set_level(logging.INFO, logger="prunebench")
+    main(args)
+    assert "resuming from" in caplog.text and "epoch 1/1" not in caplog.text, caplog.text
     assert json.loads((out / "eval.json").read_text())["accuracy"]["evaluated"] >= 0

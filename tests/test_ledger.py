@@ -78,5 +78,5 @@ def test_a_metrics_file_without_counts_is_a_one_line_error(evals, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"run": {}}))
     evals[1]["metrics"] = str(bad)
-    with pytest.raises(UserError, match="not a training run's metrics.json"):
+    with pytest.raises(UserError, match="is not a metrics.json"):
         build_ledger(evals, "l1")

@@ -144,9 +144,50 @@ def test_l1mask_zeroes_the_filters_l1_prunes_and_not_their_bn():
         alive = mask.flatten(1).all(1)
         assert alive.nonzero().flatten().tolist() == sorted(kept.tolist())
         assert not mask.flatten(1)[~alive].any()  # a pruned filter is zero entirely
-    untouched = [k for k in pruned.masks if k[: -len(".weight")] not in keep]
+        for key, dim in groups[name].consumers:  # the next conv's kernels reading a pruned filter
+            reads = pruned.masks[key].transpose(0, dim).flatten(1).any(1)
+            assert reads.nonzero().flatten().tolist() == sorted(kept.tolist())
+    consumers = {k for name in keep for k, _ in groups[name].consumers}
+    untouched = [k for k in pruned.masks if k[: -len(".weight")] not in keep and k not in consumers]
     assert untouched and all(pruned.masks[k].all() for k in untouched)
     assert all(m.all() for m in filter_masks(model, {}).values())
+
+
+def test_l1mask_counts_what_the_physically_pruned_network_does():
+    from prunebench import models
+    from prunebench.models.counting import count_macs, count_macs_by_mask
+    from prunebench.pruning.surgery import prune as cut
+
+    torch.manual_seed(0)
+    model = models.build("resnet56")
+    small = cut(model, "resnet56", methods.get("l1").prune(model, "resnet56", "A", 0).keep, 10)
+    masks.apply(model, methods.get("l1mask").prune(model, "resnet56", "A", 0).masks)
+    assert count_macs_by_mask(model) == count_macs(model) == count_macs(small)
+
+
+def test_l1mask_winning_ticket_passes_its_checks_with_a_zero_in_theta0(tiny_prepared, tmp_path):
+    """theta_0 draws an exact 0 now and then; one in a kernel reading a pruned filter gets no
+    gradient (the channel is dead), so unless the mask covers it the MACs by weight and by mask
+    differ after training."""
+    from prunebench import models
+    from prunebench.training.checkpoints import save_model
+    from prunebench.training.checks import failed, run_checks
+
+    torch.manual_seed(0)
+    run = RunSpec("resnet56", "base", 1).describe("cifar10", "custom")
+    save_model(tmp_path / "base.pt", models.build("resnet56"), "resnet56", 10, run=run)
+    prune_run(str(tmp_path / "base.pt"), "l1mask", "A", 1, str(tmp_path / "p.pt"), str(tmp_path / "p.json"))
+    conv1 = load_model(tmp_path / "p.pt")[0].layer1[0].conv1
+    dead = int((~conv1.weight_mask.bool().flatten(1).any(1)).nonzero()[0])
+    theta0 = models.build("resnet56")
+    with torch.no_grad():
+        theta0.layer1[0].conv2.weight[0, dead, 1, 1] = 0.0
+    save_model(tmp_path / "init.pt", theta0, "resnet56", 10, run={**run, "arm": "init"})
+    spec = RunSpec("resnet56", "winning", 1, "l1mask", "A", init=str(tmp_path / "p.pt"), theta0=str(tmp_path / "init.pt"))
+    metrics = _train(tiny_prepared, tmp_path, spec, "win")
+    assert metrics["mask_checks"]["macs_agree"] and metrics["mask_checks"]["no_regrowth"]
+    trained, _ = load_model(tmp_path / "win.pt")
+    assert failed(run_checks(trained, metrics)) == []
 
 
 def test_l1mask_prune_step_writes_a_masked_full_model(tmp_path):
@@ -154,7 +195,7 @@ def test_l1mask_prune_step_writes_a_masked_full_model(tmp_path):
     from prunebench.training.checkpoints import save_model
 
     torch.manual_seed(0)
-    save_model(tmp_path / "base.pt", models.build("resnet56"), "resnet56", 10, run={"arm": "base"})
+    save_model(tmp_path / "base.pt", models.build("resnet56"), "resnet56", 10, run={"dataset": "cifar10", "arch": "resnet56", "arm": "base", "seed": 1})
     report = prune_run(str(tmp_path / "base.pt"), "l1mask", "B", 1, str(tmp_path / "p.pt"), str(tmp_path / "p.json"))
     pruned, meta = load_model(tmp_path / "p.pt")
     assert masks.is_masked(pruned) and meta["cfg"] == models.default_cfg("resnet56") and report["unit"] == "conv weights"

@@ -303,11 +303,12 @@ def _pruned_resnet20():
 def test_save_load_round_trip(tmp_path):
     m, cfg = _pruned_resnet20()
     path = tmp_path / "sub" / "model.pt"
-    save_model(path, m, "resnet20", 100, run="base", accuracy=93.1)
+    run = {"dataset": "cifar100", "arch": "resnet20", "arm": "base", "seed": 1}
+    save_model(path, m, "resnet20", 100, run=run, accuracy=93.1)
     loaded, meta = load_model(path, expect_arch="resnet20")
     assert loaded.cfg == cfg
     options = models.default_options("resnet20")  # the options the model was built with, filled in
-    assert meta == {"arch": "resnet20", "cfg": cfg, "num_classes": 100, "options": options, "run": "base", "accuracy": 93.1}
+    assert meta == {"arch": "resnet20", "cfg": cfg, "num_classes": 100, "options": options, "run": run, "accuracy": 93.1}
     a, b = m.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     x = torch.randn(2, 3, 32, 32)

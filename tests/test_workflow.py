@@ -459,6 +459,15 @@ def test_bad_study_is_caught_before_any_job(tmp_path, results, text, needles):
     _assert_config_error(snakemake("-n", "--configfile", extra, "--config", f"results={results}"), *needles)
 
 
+def test_results_a_file_is_one_line_not_a_traceback(tmp_path):
+    """results pointing at a regular file: one line from the config check, before Snakemake
+    builds the DAG (where listing results/tables would fail with a traceback)."""
+    blocker = tmp_path / "results"
+    blocker.write_text("a regular file where the results folder should be\n")
+    proc = snakemake("-n", "--config", f"results={blocker}")
+    _assert_config_error(proc, f"results = '{blocker}' is a file, not a folder", "point results at a folder")
+
+
 def test_unknown_top_level_config_key(tmp_path, results):
     extra = tmp_path / "extra.yaml"
     extra.write_text("epochz: 3\n")

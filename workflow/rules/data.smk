@@ -36,5 +36,5 @@ rule prepare_imagenet:
     params:
         root=config["data_root"],
     shell:
-        "prunebench prepare --dataset imagenet --data-root {params.root:q} --out {output:q}"
+        "prunebench prepare --dataset imagenet --data-root {params.root:q} --out {output:q} --verify sample"
         " 2> {log:q}"

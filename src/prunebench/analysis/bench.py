@@ -46,9 +46,9 @@ class Case:
         return cls(arch, variant or None)
 
     def cfg(self) -> list:
-        from prunebench.pruning import variant_cfg
+        from prunebench.pruning import labelled_cfg
 
-        return variant_cfg(self.arch, self.variant)
+        return labelled_cfg(self.label)
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,12 @@ from torch import nn
 
 from prunebench import models
 from prunebench.core.errors import UserError
-from prunebench.core.io import sha256, write_json
+from prunebench.core.forms import Curve, write_form
+from prunebench.core.io import sha256
 from prunebench.core.provenance import provenance
 from prunebench.core.utils import hms
 from prunebench.data.cifar import Data, trained_mean_std
+from prunebench.models import masks
 from prunebench.pruning import ACTIVATION_CRITERIA, CRITERIA, STRATEGIES, prune, select_filters
 from prunebench.pruning.activations import activation_stats
 from prunebench.pruning.criteria import Evidence
@@ -54,8 +56,9 @@ def curve_run(model_path: str, data_path: str, mode: str, name: str, layers: tup
         raise UserError(f"{mode} curves take one of {', '.join(known)}, not {name!r}")
     model, meta = load_model(model_path)
     arch, num_classes, options = meta["arch"], meta["num_classes"], meta["options"]
-    if list(meta["cfg"]) != models.default_cfg(arch):
-        raise UserError(f"{model_path} is already pruned; sensitivity curves start from the full trained model")
+    if list(meta["cfg"]) != models.default_cfg(arch) or masks.is_masked(model):
+        what = "masked (its pruned weights held at zero)" if masks.is_masked(model) else "already pruned"
+        raise UserError(f"{model_path} is {what}; sensitivity curves start from the full trained model, a base run's model.pt")
     groups = {g.layer_id: g for g in model.channel_groups() if not g.selection}
     if not groups:
         raise UserError(f"{arch} has no filter groups; sensitivity curves need vgg16, resnet56, resnet110 or another filter-pruned model")
@@ -99,7 +102,7 @@ def curve_run(model_path: str, data_path: str, mode: str, name: str, layers: tup
         "model_sha256": sha256(model_path),
         "provenance": provenance(),
     }
-    write_json(out, result)
+    write_form(out, Curve, result)
     log.info("%s curve of %s by %s: %d points in %s -> %s", mode, arch, name, len(points), hms(time.time() - start), out)
     return result
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 
 import click
 import torch
 
 from prunebench import __version__, models
 from prunebench.core.errors import UserError
+from prunebench.core.io import check_outputs
 from prunebench.data.cifar import NORMALISATIONS
 from prunebench.models.counting import count_macs, count_params, scratch_b_epochs
 from prunebench.training.fused import FUSE_MODES
@@ -75,12 +75,6 @@ def _method_setting(method: str | None, setting: str | None, variant: str | None
     return method, setting
 
 
-def _check_out_dirs(*paths: str) -> None:
-    for p in paths:
-        if Path(p).is_dir():
-            raise UserError(f"{p} is a directory; give a file path to write")
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="prunebench")
 @click.option("--debug", is_flag=True, envvar="PRUNEBENCH_DEBUG", help="Show tracebacks for user errors.")
@@ -125,17 +119,24 @@ def _architecture(arch: str, method: str | None, setting: str | None, num_classe
 @click.option("--method", default=None, help="A predefined pruning method (l1, l2, random, smallest, uniform).")
 @click.option("--setting", default=None, help="The method's variant or ratio.")
 @click.option("--option", "options", multiple=True, callback=_options, help="Model option KEY=VALUE (repeatable).")
-@click.option("--dataset", default="cifar10", show_default=True, type=click.Choice(["cifar10", "cifar100"]), help="Sets the class count.")
-@click.option("--budget-epochs", default=160, show_default=True, type=click.IntRange(min=1), help="Epochs of the full network, for the Scratch-B count.")
+@click.option("--dataset", default=None, type=click.Choice(["cifar10", "cifar100", "imagenet"]), help="Sets the class count and input size: CIFAR (32x32) for the CIFAR archs, imagenet (224x224, 1000 classes) for the ImageNet ones [default: imagenet for an ImageNet arch, else cifar10].")
+@click.option("--budget-epochs", default=None, type=click.IntRange(min=1), help="Epochs of the full network, for the Scratch-B count [default: 160; 90 on imagenet].")
 @click.option("--per-layer", is_flag=True, help="Print Li et al.'s Table 2 instead: per layer input, maps, MACs, params, maps kept, MAC reduction.")
-def describe(arch: str, variant: str | None, method: str | None, setting: str | None, options: dict, dataset: str, budget_epochs: int, per_layer: bool) -> None:
+def describe(arch: str, variant: str | None, method: str | None, setting: str | None, options: dict, dataset: str | None, budget_epochs: int | None, per_layer: bool) -> None:
     """Print JSON describing an architecture (cfg, MACs, params, full-network counts, Scratch-B
     epochs) without training anything; with --per-layer, a Markdown table per layer."""
     from prunebench.data.datasets import ALL_DATASETS as DATASETS
 
     models.check_arch(arch)
+    imagenet_arch = arch in models.IMAGENET_ARCHS
+    dataset = dataset or ("imagenet" if imagenet_arch else "cifar10")
+    if imagenet_arch and dataset != "imagenet":
+        raise UserError(f"{arch} is an ImageNet architecture (224x224 inputs) and is not built for {dataset}; use --dataset imagenet or a CIFAR arch")
+    if not imagenet_arch and dataset == "imagenet":
+        raise UserError(f"{arch} is a CIFAR architecture (32x32 inputs) and is not built for imagenet; use --dataset cifar10 or cifar100, or an ImageNet arch ({', '.join(models.IMAGENET_ARCHS)})")
+    budget_epochs = budget_epochs or (90 if dataset == "imagenet" else 160)  # the base's epochs in config.yaml's protocols
     method, setting = _method_setting(method, setting, variant)
-    info = _architecture(arch, method, setting, DATASETS[dataset], options)
+    info = {"dataset": dataset, **_architecture(arch, method, setting, DATASETS[dataset], options)}
     if per_layer:
         from prunebench.report import li_table2
 
@@ -208,7 +209,7 @@ def train(**o) -> None:
             raise UserError(f"{len(seeds)} --seed value(s) but {len(values)} {name}; give one {name} per seed, in the same order")
     if len(set(seeds)) != len(seeds):
         raise UserError(f"--seed {' '.join(map(str, seeds))} repeats a seed; each run of a fused job has its own")
-    _check_out_dirs(*o["model_out"], *o["metrics_out"], *o["eval_out"])
+    check_outputs(*o["model_out"], *o["metrics_out"], *o["eval_out"])
     method, setting = _method_setting(o["method"], o["setting"], o["variant"])
     inits, thetas = o["init_path"] or (None,) * len(seeds), o["theta0"] or (None,) * len(seeds)
     specs = [RunSpec(o["arch"], o["arm"], s, method, setting, o["options"], i, t) for s, i, t in zip(seeds, inits, thetas)]
@@ -243,7 +244,7 @@ def init(base_path: str, metrics_path: str, out: str) -> None:
     seed and checked against the hash the base recorded before training."""
     from prunebench.training.jobs import init_run
 
-    _check_out_dirs(out)
+    check_outputs(out)
     init_run(base_path, metrics_path, out)
 
 
@@ -266,7 +267,7 @@ def prune(model_path: str, method: str | None, setting: str | None, variant: str
     criterion; slimming thresholds BatchNorm scales globally) and save the smaller network."""
     from prunebench.training.jobs import prune_run
 
-    _check_out_dirs(out, report_path, *([physical_out] if physical_out else []))
+    check_outputs(out, report_path, *([physical_out] if physical_out else []))
     if ratio is not None:
         if method or setting or variant:
             raise UserError("give one of --ratio, --variant, or --method with --setting")
@@ -298,7 +299,7 @@ def derive(sources: tuple[str, ...], method: str, setting: str, dataset: str, ar
     files (SOURCES) and write it as a pruned file for the scratch arms."""
     from prunebench.training.derivation import derive_run
 
-    _check_out_dirs(out, report_path)
+    check_outputs(out, report_path)
     derive_run(method, setting, dataset, arch, seed, options, list(sources), out, report_path)
 
 
@@ -317,6 +318,7 @@ def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: in
     from prunebench.core.utils import choose_device
     from prunebench.training.evaluation import evaluate_run
 
+    check_outputs(out)
     if threads:
         torch.set_num_threads(threads)
     evaluate_run(model_path, metrics_path, data_path, test_subset, choose_device(device), out, loader_options(o))

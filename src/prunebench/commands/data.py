@@ -7,12 +7,16 @@ import logging
 
 import click
 
+from prunebench.core.io import check_outputs
+from prunebench.core.limits import MIN_CROP
+
 log = logging.getLogger("prunebench")
 # imagenet's and imagenet_loaders' values, spelled here: importing them loads torchvision, which
 # every command would pay for at start (tests/test_imagenet_data.py checks they agree)
 CROP, RESIZE = 224, 256
 DECODERS = ("auto", "cpu", "gpu")
 DATASET_CHOICES = ("cifar10", "cifar100", "imagenet")
+VERIFY_MODES = ("none", "sample", "all")  # image_check's, spelled here for the same reason
 
 
 def imagenet_options(train: bool):
@@ -26,8 +30,8 @@ def imagenet_options(train: bool):
         ]
         if train:
             options += [
-                click.option("--crop", default=CROP, show_default=True, type=click.IntRange(min=8), help="ImageNet: side of the training and evaluation crops (the protocol's 224; smoke runs shrink it)."),
-                click.option("--resize", default=RESIZE, show_default=True, type=click.IntRange(min=8), help="ImageNet: evaluation's shorter-side resize before the centre crop (the protocol's 256)."),
+                click.option("--crop", default=CROP, show_default=True, type=click.IntRange(min=MIN_CROP), help="ImageNet: side of the training and evaluation crops (the protocol's 224; smoke runs shrink it)."),
+                click.option("--resize", default=RESIZE, show_default=True, type=click.IntRange(min=MIN_CROP), help="ImageNet: evaluation's shorter-side resize before the centre crop (the protocol's 256)."),
             ]
         for option in reversed(options):
             command = option(command)
@@ -46,14 +50,17 @@ def loader_options(o: dict) -> dict:
 @click.option("--data-root", required=True, type=click.Path(file_okay=False), help="Folder holding (or, CIFAR, receiving) the data.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="CIFAR: the uint8 tensor file to write; ImageNet: its manifest (.json).")
 @click.option("--download/--no-download", default=True, show_default=True, help="CIFAR: download into --data-root when missing (ImageNet is never downloaded).")
-def prepare(dataset: str, data_root: str, out: str, download: bool) -> None:
+@click.option("--verify", default="none", show_default=True, type=click.Choice(VERIFY_MODES), help="ImageNet: decode images now, so that a file that is no image is named here (and no manifest written), not at a run's first batch: none; sample (a fixed 1 % of each split, at least 200 images: about 13,000 for ILSVRC-2012, under a minute); all (every image, 1.33 million: about half an hour to an hour on one core, plus reading the 140 GB; progress logged). CIFAR is always decoded whole.")
+def prepare(dataset: str, data_root: str, out: str, download: bool, verify: str) -> None:
     """Find DATASET under --data-root. CIFAR (torchvision files, train/ and test/ class folders,
     or a *.tar.gz of them; else a download) is decoded once into --out. ImageNet's ImageFolder
-    tree (train/ and val/) is checked and described in a manifest, --out, that runs read."""
+    tree (train/ and val/) is checked, its images decoded as --verify says, and described in a
+    manifest, --out, that runs read."""
+    check_outputs(out)
     if dataset == "imagenet":
         from prunebench.data.imagenet import prepare as prepare_imagenet
 
-        m = prepare_imagenet(data_root, out)
+        m = prepare_imagenet(data_root, out, verify)
         log.info("ImageNet tree %s: %d classes, %d train, %d val images%s -> %s", m["tree"], len(m["classes"]), m["images"]["train"], m["images"]["val"], " (SYNTHETIC stand-in)" if m["standin"] else "", out)
         return
     from prunebench.data.datasets import prepare as prepare_data

@@ -11,7 +11,7 @@ import click
 import torch
 
 from prunebench.core.errors import UserError
-from prunebench.core.io import write_text, write_together
+from prunebench.core.io import check_outputs, write_text, write_together
 
 log = logging.getLogger("prunebench")
 DEFAULT_REPEATS = {1: 5}  # batch -> timed passes when --repeats is not given; larger batches: 3
@@ -75,6 +75,7 @@ def latency(model_paths, batches, device_names, warmup, repeats, threads, image_
     from prunebench.analysis import latency as L
     from prunebench.core.provenance import provenance
 
+    check_outputs(csv_path, md_path, figure_path)
     started = time.time()
     devices, missing = _devices(device_names)
     described = [L.describe(p) for p in dict.fromkeys(model_paths)]  # every file checked before any timing

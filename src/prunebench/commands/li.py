@@ -10,7 +10,8 @@ import click
 import torch
 
 from prunebench.core.errors import UserError
-from prunebench.core.io import read_json, write_text
+from prunebench.core.forms import Curve, Eval, read_form
+from prunebench.core.io import all_or_none, check_outputs, write_text
 
 log = logging.getLogger("prunebench")
 
@@ -46,6 +47,7 @@ def curve(model_path, data_path, mode, name, ratios, layers, seed, train_subset,
     from prunebench.analysis.curves import curve_run
     from prunebench.core.utils import choose_device
 
+    check_outputs(out)
     if any(not 0 < r < 1 for r in ratios):
         raise UserError(f"--ratios {','.join(map(str, ratios))}: each is a fraction in (0, 1), e.g. 0.1,0.5,0.9")
     if threads:
@@ -72,19 +74,13 @@ def li_table2(variants: dict, csv_path: str, md_path: str, title: str) -> None:
     """Li et al.'s Table 2 for every listed variant, with the paper's values beside VGG-16-A's."""
     from prunebench.report import li_table2 as t
 
+    check_outputs(csv_path, md_path)
     df = t.build(variants)
     t.write(df, csv_path, md_path, title)
     mismatched = df[df["matches"] == "no"]
     if not mismatched.empty:
         log.warning("%d rows differ from the paper's Table 2: %s", len(mismatched), ", ".join(mismatched["layer"]))
     log.info("per-layer table of %d variants -> %s, %s", sum(map(len, variants.values())), csv_path, md_path)
-
-
-def _read(path: str, needed: tuple[str, ...], what: str, fix: str) -> dict:
-    blob = read_json(path)
-    if not isinstance(blob, dict) or any(k not in blob for k in needed) or not isinstance(blob.get("run"), dict):
-        raise UserError(f"{path} is not a {what} (needs {', '.join(needed)}); {fix}")
-    return blob
 
 
 @click.command("li-report")
@@ -100,11 +96,16 @@ def _read(path: str, needed: tuple[str, ...], what: str, fix: str) -> dict:
 @click.option("--consecutive", required=True, type=click.Path(dir_okay=False), help="Independent vs greedy PNG.")
 def li_report(inputs, metric, title, curves_csv, iterative_csv, iterative_md, norms, sensitivity, criteria, consecutive) -> None:
     """Tables and figures of Li's analyses from curve.json (curve jobs) and eval.json (runs) INPUTS."""
+    with all_or_none(curves_csv, iterative_csv, iterative_md, norms, sensitivity, criteria, consecutive):
+        _li_report(inputs, metric, title, curves_csv, iterative_csv, iterative_md, norms, sensitivity, criteria, consecutive)
+
+
+def _li_report(inputs, metric, title, curves_csv, iterative_csv, iterative_md, norms, sensitivity, criteria, consecutive) -> None:
     from prunebench.methods.li import steps
     from prunebench.report import li, li_figures
 
-    curves = [_read(p, ("run", "arch", "mode", "name", "points", "base_accuracy"), "curve.json", "rerun 'prunebench curve' for it") for p in inputs if p.endswith("curve.json")]
-    evals = [_read(p, ("run", "accuracy", "macs", "params", "epochs"), "eval.json", "rerun 'prunebench evaluate' for it") for p in inputs if not p.endswith("curve.json")]
+    curves = [read_form(p, Curve) for p in inputs if p.endswith("curve.json")]
+    evals = [read_form(p, Eval) for p in inputs if not p.endswith("curve.json")]
     table = li.curves_table(curves, evals, metric)
     write_text(curves_csv, table.to_csv(index=False))
     variants = {(ev["run"]["arch"], ev["run"]["setting"].rpartition("_")[0]) for ev in evals if ev["run"].get("method") == "layerwise"}

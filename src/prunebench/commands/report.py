@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from prunebench.core.errors import UserError
-from prunebench.core.io import read_json, write_text, write_together
+from prunebench.core.forms import Eval, PruneReport, read_form
+from prunebench.core.io import all_or_none, check_outputs, write_text, write_together
 
 log = logging.getLogger("prunebench")
 KINDS = ("table", "lottery", "archsearch")
@@ -29,6 +30,11 @@ KINDS = ("table", "lottery", "archsearch")
 @click.option("--tex", "tex_path", type=click.Path(dir_okay=False), help="Also write the table as LaTeX (booktabs).")
 def table(evals: tuple[str, ...], study: str, metric: str, kind: str, csv_path: str, md_path: str, title: str | None, tex_path: str | None) -> None:
     """Collect eval.json files (EVALS) into one study's table with the paper's numbers beside ours."""
+    with all_or_none(csv_path, md_path, tex_path):
+        _table(evals, study, metric, kind, csv_path, md_path, title, tex_path)
+
+
+def _table(evals, study, metric, kind, csv_path, md_path, title, tex_path) -> None:
     loaded = [_read_eval(p) for p in evals]
     if kind == "lottery":
         from prunebench.report.lottery import build_lottery_table, write_lottery_table
@@ -53,11 +59,7 @@ def table(evals: tuple[str, ...], study: str, metric: str, kind: str, csv_path: 
 
 
 def _read_eval(path: str) -> dict:
-    ev = read_json(path)
-    needed = ("run", "accuracy", "macs", "params", "macs_full", "params_full")
-    if not isinstance(ev, dict) or any(k not in ev for k in needed) or not isinstance(ev["run"], dict):
-        raise UserError(f"{path} is not an eval.json (needs {', '.join(needed)}); rerun 'prunebench evaluate' for it")
-    return ev
+    return read_form(path, Eval)
 
 
 @click.command()
@@ -68,6 +70,7 @@ def _read_eval(path: str) -> dict:
 def figure(table_path: str, kind: str, out: str, title: str | None) -> None:
     """Plot accuracy per arm and model, with the paper's numbers as markers (lottery: accuracy
     against parameters pruned, winning ticket vs random init per LR)."""
+    check_outputs(out)
     if kind == "lottery":
         from prunebench.report.lottery import read_lottery_table
         from prunebench.report.lottery_figure import plot_lottery
@@ -96,6 +99,7 @@ def channels(reports: tuple[str, ...], csv_path: str, out: str, title: str) -> N
     from prunebench.core.io import write_text
     from prunebench.report.channels import channels_table, plot_channels
 
+    check_outputs(csv_path, out)
     loaded = [_read_prune_report(p) for p in reports]
     csv = channels_table(loaded).to_csv(index=False)
     write_together((csv_path, lambda: write_text(csv_path, csv)), (out, lambda: plot_channels(loaded, out, title)))
@@ -103,10 +107,7 @@ def channels(reports: tuple[str, ...], csv_path: str, out: str, title: str) -> N
 
 
 def _read_prune_report(path: str) -> dict:
-    rep = read_json(path)
-    if not isinstance(rep, dict) or not isinstance(rep.get("run"), dict) or not isinstance(rep.get("layers"), list):
-        raise UserError(f"{path} is not a prune.json (needs run and layers); rerun 'prunebench prune' for it")
-    return rep
+    return read_form(path, PruneReport)
 
 
 @click.command()
@@ -120,6 +121,7 @@ def kernels(reports: tuple[str, ...], csv_path: str, out: str, title: str) -> No
     from prunebench.core.io import write_text
     from prunebench.report.kernels import kernel_table, plot_kernels
 
+    check_outputs(csv_path, out)
     table = kernel_table([_read_prune_report(p) for p in reports])
     csv = table.to_csv(index=False)
     write_together((csv_path, lambda: write_text(csv_path, csv)), (out, lambda: plot_kernels(table, out, title)))
@@ -150,11 +152,10 @@ def stats_figure(table_path: str, ci_out: str, diff_out: str, title: str) -> Non
     from prunebench.report.stats_figure import plot_differences, plot_pointrange
     from prunebench.report.table import read_table
 
-    df = read_table(table_path)
-    if "scratch-b_vs_ft_diff" not in df:
-        raise UserError(f"{table_path} has no statistics columns (written before they existed); rerun 'prunebench table' for it")
-    plot_pointrange(df, ci_out, f"{title}: mean and 95 % interval per arm" if title else "mean and 95 % interval per arm")
-    plot_differences(df, diff_out, f"{title}: scratch minus fine-tuned" if title else "scratch minus fine-tuned")
+    with all_or_none(ci_out, diff_out):
+        df = read_table(table_path)
+        plot_pointrange(df, ci_out, f"{title}: mean and 95 % interval per arm" if title else "mean and 95 % interval per arm")
+        plot_differences(df, diff_out, f"{title}: scratch minus fine-tuned" if title else "scratch minus fine-tuned")
     log.info("statistics figures -> %s, %s", ci_out, diff_out)
 
 
@@ -167,6 +168,7 @@ def checks(evals: tuple[str, ...], csv_path: str, md_path: str, title: str) -> N
     """Every run's sanity checks from eval.json files (EVALS): which held, failed or do not apply."""
     from prunebench.report.sanity import build_checks_table, write_checks_table
 
+    check_outputs(csv_path, md_path)
     df = build_checks_table([_read_eval(p) for p in evals])
     write_checks_table(df, csv_path, md_path, title)
     log.info("checks of %d runs (%d failed) -> %s, %s", len(df), int((df["failed"] != "").sum()), csv_path, md_path)
@@ -179,6 +181,7 @@ def html(md_path: str, out: str) -> None:
     """A Markdown table page (with its notes) as a standalone HTML page for the HTML report."""
     from prunebench.report.html import to_html
 
+    check_outputs(out)
     try:
         text = Path(md_path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -213,6 +216,7 @@ def ledger(evals: tuple[str, ...], study: str, metric: str, csv_path: str, md_pa
     """What each arm cost to train (MACs counted, hours measured; fine-tuning with its pretraining) from eval.json files."""
     from prunebench.report.ledger import build_ledger, plot_ledger, to_markdown
 
+    check_outputs(csv_path, md_path, figure_path)
     df = build_ledger([_read_eval(p) for p in evals], study, metric)
     markdown = to_markdown(df, title)
     write_together(

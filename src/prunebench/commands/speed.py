@@ -12,7 +12,7 @@ import torch
 
 from prunebench import models
 from prunebench.core.errors import UserError
-from prunebench.core.io import write_json, write_together
+from prunebench.core.io import check_outputs, write_json, write_together
 from prunebench.core.provenance import provenance
 from prunebench.pruning import VARIANTS
 from prunebench.training.step import COMPILE_MODES, PRECISIONS
@@ -49,6 +49,7 @@ def bench(model_list, data_path, device, batch_size, warmup, steps, workers, acc
     from prunebench.analysis import bench as B
     from prunebench.core.io import write_text
 
+    check_outputs(out_json, out_md)
     if not Path(data_path).is_file():
         raise UserError(f"prepared dataset {data_path} does not exist; make it with 'prunebench prepare'")
     cases = [B.Case.parse(m.strip()) for m in model_list.split(",") if m.strip()]
@@ -110,6 +111,7 @@ def step_speed(model_list, device, precisions, steps, out_json, out_md) -> None:
     from prunebench.core.io import write_text
     from prunebench.core.utils import choose_device
 
+    check_outputs(out_json, out_md)
     archs = [m.strip() for m in model_list.split(",") if m.strip()]
     for arch in archs:
         models.check_arch(arch)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -91,6 +92,52 @@ def write_together(*writes) -> None:
         raise
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """A one-line UserError now, before any work, if ``path`` cannot be written: it is a folder,
+    or the nearest existing folder above it is a file or not writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder; choose a file path")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"cannot write {path}: {parent} is a file, not a folder; choose a writable output path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: {parent} is not writable; choose a writable output path")
+
+
+def check_outputs(*paths: str | os.PathLike | None) -> None:
+    """Every output path of a command checked before its work starts (``None``: an unused option)."""
+    for path in paths:
+        if path is not None:
+            check_writable(path)
+
+
+def _stamp(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+@contextlib.contextmanager
+def all_or_none(*paths: str | os.PathLike | None) -> Iterator[None]:
+    """A command's outputs, all written or none: each is checked before the work starts, and if
+    the block fails, every one it wrote is removed (``None`` entries, unused options, are skipped)."""
+    chosen = [Path(p) for p in paths if p is not None]
+    check_outputs(*chosen)
+    before = {path: _stamp(path) for path in chosen}
+    try:
+        yield
+    except BaseException:
+        for path in chosen:
+            if _stamp(path) != before[path]:
+                path.unlink(missing_ok=True)
+        raise
+
+
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
     import torch  # here, not at the top: the report commands use this module without torch
 
@@ -124,10 +171,16 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint", **kwargs: Any)
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder, not a file; pass the file's path")
     if not path.is_file():
         raise UserError(f"{what} {path} does not exist; check the path or rerun the step that makes it")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
+        with warnings.catch_warnings():
+            # a TorchScript file: torch warns that it dispatches to torch.jit.load, then fails;
+            # the one-line error below says what the file is not
+            warnings.filterwarnings("ignore", message=".*TorchScript archive", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
     except PermissionError as e:
         raise UserError(f"cannot read {what} {path}: {e.strerror}; check its permissions") from None
     except Exception as e:  # torch raises many types for corrupt files

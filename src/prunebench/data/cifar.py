@@ -10,11 +10,14 @@ depend on the device and a resumed run sees exactly the batches an uninterrupted
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from typing import Iterator, Literal
 
 import torch
+from pydantic import model_validator
 
 from prunebench.core.errors import UserError
+from prunebench.core.forms import Form, validate
+from prunebench.core.forms.tensors import tensor
 from prunebench.core.io import load_torch
 
 from .datasets import DATASETS
@@ -56,10 +59,7 @@ class Data:
     """
 
     def __init__(self, path: str | os.PathLike, train_subset: int | None = None, test_subset: int | None = None):
-        blob = load_torch(path, what="prepared dataset", mmap=True)
-        problem = _prepared_problem(blob)
-        if problem:
-            raise UserError(f"{path} is not a prepared dataset ({problem}); make it with 'prunebench prepare'")
+        blob = validate(PreparedDataset, load_torch(path, what="prepared dataset", mmap=True), str(path))
         self.dataset, self.classes = blob["dataset"], list(blob["classes"])
         self.num_classes = len(self.classes)
         self.standin = bool(blob.get("standin", False))
@@ -82,36 +82,36 @@ class Data:
         return eval_batches(self.test_x, self.test_y, batch_size, device, stats, rank, world)
 
 
-def _prepared_problem(blob) -> str | None:
-    """What keeps ``blob`` from being a file ``prepare`` wrote, or None."""
-    if not isinstance(blob, dict):
-        return f"it holds a {type(blob).__name__}, not a dict"
-    missing = [k for k in ("dataset", "classes", "train_x", "train_y", "test_x", "test_y") if k not in blob]
-    if missing:
-        return f"it lacks {', '.join(missing)}"
-    dataset, classes = blob["dataset"], blob["classes"]
-    if dataset not in DATASETS:
-        return f"unknown dataset {dataset!r}"
-    if not isinstance(classes, (list, tuple)) or len(classes) != DATASETS[dataset]:
-        n = len(classes) if isinstance(classes, (list, tuple)) else "no list of"
-        return f"{n} classes for {dataset}, which has {DATASETS[dataset]}"
-    if not isinstance(blob.get("standin", False), bool):
-        return "standin is not true or false"
-    for split in ("train", "test"):
-        x, y = blob[f"{split}_x"], blob[f"{split}_y"]
-        if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4 or tuple(x.shape[1:]) != (32, 32, 3):
-            got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-            return f"{split}_x is {got}, not uint8 N x 32 x 32 x 3 images"
-        if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.ndim != 1:
-            got = f"{y.dtype} {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
-            return f"{split}_y is {got}, not int64 labels"
-        if len(x) != len(y):
-            return f"{len(x)} {split} images but {len(y)} labels"
-        if len(x) == 0:
-            return f"no {split} images"
-        if y.min() < 0 or y.max() >= len(classes):
-            return f"{split}_y has labels outside 0..{len(classes) - 1}"
-    return None
+Images = tensor(torch.uint8, 4, (32, 32, 3))  # N x 32 x 32 x 3, as the CIFAR pickles hold them
+Labels = tensor(torch.int64, 1)
+
+
+class PreparedDataset(Form):
+    """What 'prunebench prepare' writes: every image and label of a CIFAR dataset, uint8 NHWC."""
+
+    KIND = "prepared dataset"
+    FIX = "make it with 'prunebench prepare'"
+    dataset: Literal[tuple(DATASETS)]
+    classes: list[str]
+    train_x: Images
+    train_y: Labels
+    test_x: Images
+    test_y: Labels
+    standin: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if len(self.classes) != DATASETS[self.dataset]:
+            raise ValueError(f"classes lists {len(self.classes)} classes for {self.dataset}, which has {DATASETS[self.dataset]}")
+        for split in ("train", "test"):
+            x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
+            if len(x) != len(y):
+                raise ValueError(f"{split}_x holds {len(x)} images but {split}_y {len(y)} labels")
+            if len(x) == 0:
+                raise ValueError(f"{split}_x holds no images")
+            if y.min() < 0 or y.max() >= len(self.classes):
+                raise ValueError(f"{split}_y has labels outside 0..{len(self.classes) - 1}")
+        return self
 
 
 def _normalise(x_uint8_nhwc: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,13 @@
 """ImageNet as a run's data: a manifest file in place of CIFAR's prepared tensor file.
 
 ImageNet is 140 GB of JPEGs read from the user's ImageFolder tree by every training job, so
-``prepare --dataset imagenet`` decodes nothing: it checks the tree once (one-line errors naming
-data_root) and writes a small JSON manifest (the tree's path, its classes, image counts, whether
-it is the synthetic stand-in, and a digest of its file list) that the workflow's rules depend on
-and every run records. :class:`ImageNetData` opens the tree the manifest names, checks that it
-still has the manifest's classes and images, and serves batches through
-:mod:`.imagenet_loaders` with the interface of :class:`.data.Data`.
+``prepare --dataset imagenet`` checks the tree once (one-line errors naming data_root), decodes
+none, a sample or all of its images as ``verify`` says (:mod:`.image_check`), and writes a small
+JSON manifest (the tree's path, its classes, image counts, whether it is the synthetic stand-in,
+and a digest of its file list) that the workflow's rules depend on and every run records.
+:class:`ImageNetData` opens the tree the manifest names, checks that it still has the manifest's
+classes and images, and serves batches through :mod:`.imagenet_loaders` with the interface of
+:class:`.data.Data`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from pathlib import Path
 import torch
 
 from prunebench.core.errors import UserError
-from prunebench.core.io import read_json, write_json
+from prunebench.core.forms import ImageNetManifest, read_form, write_form
+from prunebench.core.limits import check_image_sizes
 
 from .datasets import STANDIN_MARKER
+from .image_check import verify_images
 from .imagenet_loaders import DECODERS, _gpu_decoding, split_batches
 from .imagenet_tree import CROP, RESIZE, SPLITS, check_count, find_imagenet
 
@@ -44,11 +47,14 @@ def _listing(tree: Path) -> tuple[list[str], dict[str, int], str]:
     return classes, counts, digest.hexdigest()
 
 
-def prepare(data_root: str | os.PathLike, out: str | os.PathLike) -> dict:
-    """Check the ImageFolder tree under ``data_root`` (:func:`.imagenet.find_imagenet`) and write
-    its manifest to ``out``; returns the manifest."""
-    tree = find_imagenet(data_root).resolve()
+def prepare(data_root: str | os.PathLike, out: str | os.PathLike, verify: str = "none") -> dict:
+    """Check the ImageFolder tree under ``data_root`` (:func:`.imagenet.find_imagenet`), decode
+    ``verify``'s images (none, sample, all: :func:`.image_check.verify_images`) and write its
+    manifest to ``out``, only if they all decode; returns the manifest."""
+    found = find_imagenet(data_root)
+    tree = found.resolve()
     classes, counts, digest = _listing(tree)
+    verify_images(found, classes, verify)
     manifest = {
         "format": FORMAT,
         "dataset": DATASET,
@@ -58,17 +64,14 @@ def prepare(data_root: str | os.PathLike, out: str | os.PathLike) -> dict:
         "files_sha256": digest,
         "standin": (tree / STANDIN_MARKER).is_file(),
     }
-    write_json(out, manifest)
+    write_form(out, ImageNetManifest, manifest)
     return manifest
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
-    m = read_json(path)
-    fix = "make it with 'prunebench prepare --dataset imagenet'"
-    if not isinstance(m, dict) or m.get("format") != FORMAT:
-        raise UserError(f"{path} is not an ImageNet manifest; {fix}")
-    if not isinstance(m.get("classes"), list) or not m["classes"] or not isinstance(m.get("images"), dict):
-        raise UserError(f"{path} is an incomplete ImageNet manifest (no classes or image counts); {fix}")
+    m = read_form(path, ImageNetManifest)
+    if m["format"] != FORMAT:
+        raise UserError(f"{path} is not an ImageNet manifest (format {m['format']!r}); {ImageNetManifest.FIX}")
     return m
 
 
@@ -84,8 +87,7 @@ class ImageNetData:
     dataset = DATASET
 
     def __init__(self, path, train_subset: int | None = None, test_subset: int | None = None, crop: int = CROP, resize: int = RESIZE, workers: int = 0, decoder: str = "auto"):
-        check_count("crop", crop)
-        check_count("resize", resize, least=crop)
+        check_image_sizes(crop, resize)
         check_count("workers", workers, least=0)
         if decoder not in DECODERS:
             raise UserError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")

@@ -18,6 +18,7 @@ from the JPEG header the way the CPU path draws it; the batch is decoded at once
 (``torchvision.io.decode_jpeg(device="cuda")``), then cropped, resized and flipped on the GPU.
 ``"auto"`` takes ``"gpu"`` where the device is CUDA and torchvision decodes JPEG there. The two
 crop the same pixels; they differ only in rounding (PIL's resize against torch's antialiased one).
+A file that does not decode ends the run, on either path, in one line naming it (:mod:`.image_check`).
 torchvision 0.29 marks its image codecs deprecated in favour of torchcodec; the GPU path silences
 that warning and would move to torchcodec when the pinned torchvision drops them. NVIDIA DALI
 (``nvidia.dali``) would be a third decoder with fused crops; it is not a dependency and not
@@ -39,13 +40,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from torchvision.datasets import ImageFolder
-from torchvision.datasets.folder import pil_loader
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from prunebench.core.errors import UserError
+from prunebench.core.limits import check_decoder, check_image_sizes
 
+from .image_check import CheckedCollate, Undecodable, decoding, guarded, load_rgb, read_image_bytes
 from .imagenet_tree import CROP, FLIP_P, RATIO, RESIZE, SCALE, SPLITS, check_count, find_imagenet, normalise_batch, train_transform, val_transform
 from .sampling import epoch_generator, fixed_subset, global_batches, shard_bounds
 
@@ -93,7 +95,8 @@ class _SeededImages(Dataset):
         path, label = self.samples[index]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(sample_seed(self.seed, epoch, index))
-            return self.load(path), label
+            image = guarded(self.load, path)  # a bad file: an Undecodable in the sample's place
+            return image if isinstance(image, Undecodable) else (image, label)
 
 
 class _Decoded:
@@ -103,34 +106,34 @@ class _Decoded:
         self.transform = transform
 
     def __call__(self, path: str) -> torch.Tensor:
-        return self.transform(pil_loader(path))
+        return self.transform(load_rgb(path))
 
 
 class _Encoded:
-    """Path -> (file bytes, box), decoding left to the GPU. For training, box = (top, left,
+    """Path -> (file bytes, box, path), decoding left to the GPU. For training, box = (top, left,
     height, width, flip) drawn with train_transform's own calls in its order, from the size in
     the JPEG header, so both decoders crop the same pixels; for evaluation it is unused zeros."""
 
     def __init__(self, train: bool):
         self.crop = v2.RandomResizedCrop(CROP, scale=SCALE, ratio=RATIO) if train else None
 
-    def __call__(self, path: str) -> tuple[torch.Tensor, torch.Tensor]:
-        data = Path(path).read_bytes()
+    def __call__(self, path: str) -> tuple[torch.Tensor, torch.Tensor, str]:
+        data = read_image_bytes(path)
         box = [0] * 5
         if self.crop is not None:
-            with Image.open(io.BytesIO(data)) as img:  # reads the header only
+            with decoding(path), Image.open(io.BytesIO(data)) as img:  # reads the header only
                 p = self.crop.make_params([img])
             box = [p["top"], p["left"], p["height"], p["width"], int(torch.rand(1) < FLIP_P)]
-        return torch.frombuffer(bytearray(data), dtype=torch.uint8), torch.tensor(box)
+        return torch.frombuffer(bytearray(data), dtype=torch.uint8), torch.tensor(box), path
 
 
 def _collate_encoded(batch):
-    """Samples of ``_Encoded`` -> ((list of byte tensors, boxes N x 5), labels): bytes vary in length."""
-    (datas, boxes), labels = zip(*(sample for sample, _ in batch)), [label for _, label in batch]
-    return (list(datas), torch.stack(boxes)), torch.tensor(labels)
+    """Samples of ``_Encoded`` -> ((list of byte tensors, boxes N x 5, paths), labels): bytes vary in length."""
+    (datas, boxes, paths), labels = zip(*(sample for sample, _ in batch)), [label for _, label in batch]
+    return (list(datas), torch.stack(boxes), list(paths)), torch.tensor(labels)
 
 
-def _decode(datas: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+def _decode(datas: list[torch.Tensor], device: torch.device, paths: list[str]) -> list[torch.Tensor]:
     """JPEG bytes -> uint8 RGB CHW tensors on ``device`` in one batched call; if a file spoils it
     (ImageNet holds a few CMYK JPEGs and a PNG named .JPEG), one by one, those on the CPU."""
     with warnings.catch_warnings():
@@ -138,21 +141,22 @@ def _decode(datas: list[torch.Tensor], device: torch.device) -> list[torch.Tenso
         try:
             return decode_jpeg(datas, mode=ImageReadMode.RGB, device=device)
         except RuntimeError:
-            return [_decode_one(data, device) for data in datas]
+            return [_decode_one(data, device, path) for data, path in zip(datas, paths)]
 
 
-def _decode_one(data: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _decode_one(data: torch.Tensor, device: torch.device, path: str) -> torch.Tensor:
     try:
         return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:
-        return decode_image(data, mode=ImageReadMode.RGB).to(device)
+        with decoding(path, also=(RuntimeError,)):  # no image at all: one line naming the file
+            return decode_image(data, mode=ImageReadMode.RGB).to(device)
 
 
 def _decode_crop(encoded, device: torch.device, train: bool, crop: int, resize: int) -> torch.Tensor:
     """A batch from ``_collate_encoded`` -> normalised images on ``device`` (GPU path)."""
-    datas, boxes = encoded
+    datas, boxes, paths = encoded
     images = []
-    for img, (top, left, height, width, flip) in zip(_decode(datas, device), boxes.tolist()):
+    for img, (top, left, height, width, flip) in zip(_decode(datas, device, paths), boxes.tolist()):
         if train:
             img = F.resized_crop(img, top, left, height, width, [crop, crop], antialias=True)
             img = F.horizontal_flip(img) if flip else img
@@ -194,7 +198,10 @@ class ImageNetBatches:
         return iter(self)
 
     def __iter__(self):
-        for x, y in self.loader:
+        for batch in self.loader:
+            if isinstance(batch, Undecodable):  # a file a worker could not decode: one line naming it
+                raise batch.error()
+            x, y = batch
             yield self.finish(x), y.to(self.device, non_blocking=True)
 
 
@@ -228,8 +235,7 @@ def imagenet_loaders(
     check_count("workers", workers, least=0)
     check_count("seed", seed, least=0)
     check_count("epoch", epoch, least=0)
-    check_count("crop", crop)
-    check_count("resize", resize, least=crop)
+    check_image_sizes(crop, resize)
     gpu = _gpu_decoding(decoder, device)
     tree = find_imagenet(root)
     return tuple(
@@ -247,8 +253,7 @@ def _gpu_decoding(decoder: str, device: torch.device) -> bool:
     cuda = device.type == "cuda" and torch.cuda.is_available()
     if decoder == "auto":
         return cuda and _nvjpeg_works(device)
-    if not cuda:
-        raise UserError(f"decoder='gpu' needs an available CUDA device, got device={device}; use decoder='cpu' or 'auto'")
+    check_decoder(decoder, str(device), cuda)
     if not _nvjpeg_works(device):
         raise UserError(f"decoder='gpu': this torchvision cannot decode JPEG on {device}; use decoder='cpu' or 'auto'")
     return True
@@ -286,7 +291,7 @@ def split_batches(tree: Path, split: str, batch_size, workers, seed, epoch, devi
         _SeededImages(folder.samples, indices, load, seed),
         batch_sampler=sampler,
         num_workers=workers,
-        collate_fn=collate,
+        collate_fn=CheckedCollate(collate),
         pin_memory=device.type == "cuda" and not gpu,
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(seed),

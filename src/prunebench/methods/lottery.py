@@ -10,7 +10,8 @@ three methods: ``magnitude`` (one-shot, :mod:`.magnitude`), and the two here:
   ticket after it retrained from theta_0, round 1 the trained base. Its sparsity is 1 - (1-P)^N.
 - ``l1mask``: Li et al.'s predefined variants (VGG-16-A, ResNet-56/110-A/B) ranked by L1 norm as
   zeroed filters of the full network: the pruned filters' conv weights are masked, their
-  BatchNorm is not [R: lottery-ticket/l1-norm-pruning/lottery_*prune.py].
+  BatchNorm is not [R: lottery-ticket/l1-norm-pruning/lottery_*prune.py]; the next conv's
+  kernels reading a pruned filter are masked too, so the mask counts the physically pruned net.
 """
 
 from __future__ import annotations
@@ -69,14 +70,23 @@ def _iterative_prune(model: nn.Module, arch: str, setting: str, seed: int) -> Pr
 
 def filter_masks(model: nn.Module, keep: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Masks of every conv weight: all-True, except the pruned filters (output channels) of the
-    channel groups in ``keep`` (kept indices by group), which are False."""
+    channel groups in ``keep`` (kept indices by group) and the consuming convs' input kernels
+    that read them, which are False.
+
+    A pruned channel stays exactly zero after its BatchNorm (beta starts at 0 and ReLU passes it
+    no gradient), so the kernels reading it never train. Unmasked, they would count as kept (a
+    theta_0 draw of exactly 0 among them then makes the MACs by weight and by mask disagree) and
+    the masked network would cost more than the physically pruned one it stands for. The last
+    VGG conv's consumer is the classifier's Linear, which masks do not cover."""
     found = {k: torch.ones_like(masks.weight_param(m), dtype=torch.bool, device="cpu") for k, m in masks.conv_weights(model).items()}
     for group in model.channel_groups():
         if group.name in keep:
-            mask = found[group.weight_key]
-            dropped = torch.ones(mask.shape[0], dtype=torch.bool)
+            dropped = torch.ones(found[group.weight_key].shape[0], dtype=torch.bool)
             dropped[keep[group.name]] = False
-            mask[dropped] = False
+            found[group.weight_key][dropped] = False
+            for key, dim in group.consumers:
+                if key in found:
+                    found[key].index_fill_(dim, dropped.nonzero().flatten(), False)
     return found
 
 

@@ -78,12 +78,21 @@ def variant_cfg(arch: str, variant: str | None, cfg: list | None = None) -> list
     return out
 
 
+def labelled_cfg(label: str) -> list:
+    """The cfg of a model named as the benchmarks name it: ``resnet56``, or ``resnet56-A`` for a
+    variant; a one-line UserError for an unknown arch or variant."""
+    arch, _, variant = label.partition("-")
+    models.check_arch(arch)
+    return variant_cfg(arch, variant or None)
+
+
 __all__ = [
     "ACTIVATION_CRITERIA",
     "CRITERIA",
     "IMAGENET_VARIANTS",
     "STRATEGIES",
     "VARIANTS",
+    "labelled_cfg",
     "layer_ratios",
     "masked_copy",
     "prune",

@@ -38,7 +38,8 @@ from prunebench.core.names import STANDIN_LABEL, arch_name, dataset_name  # noqa
 
 from . import stats  # noqa: E402
 from .plotting import save_png  # noqa: E402
-from .table import MISSING, eval_run, read_csv_checked, write_csv_md
+from .table import MISSING, eval_run, write_csv_md
+from .table_form import read_csv_checked
 
 FAMILIES = {
     "slimming": "network slimming", "matched": "uniform (matched params)", "guided": "guided (stage averages)",
@@ -149,7 +150,7 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
 
 
 def write_archsearch_table(table: pd.DataFrame, csv_path: str | PathLike, md_path: str | PathLike, title: str) -> None:
-    write_csv_md(table, to_markdown(table, title), csv_path, md_path)
+    write_csv_md(table, to_markdown(table, title), csv_path, md_path, (COLUMNS, "prunebench table --kind archsearch"))
 
 
 def read_archsearch_table(path: str | PathLike) -> pd.DataFrame:

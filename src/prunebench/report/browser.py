@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from prunebench.core.errors import UserError
+from prunebench.core.forms import ReportResults, validate
 
 log = logging.getLogger("prunebench")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -37,12 +38,17 @@ def find_browser() -> str | None:
     return next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
 
 
-def figures(report_html: str) -> list[str]:
-    """The paths of the images the report holds (its ``results`` object)."""
+def figures(report_html: str, source: str = "the file") -> list[str]:
+    """The paths of the images the report holds (its ``results`` object, checked against its form)."""
+    fix = ReportResults.FIX
     match = re.search(r"var results = (\{.*?\});\s*</script>", report_html, re.S)
     if not match:
-        raise UserError("the file is not a Snakemake HTML report (no results in it); build it with 'snakemake --report report.html'")
-    results = json.loads(match.group(1))
+        raise UserError(f"{source} is not a Snakemake HTML report (no results in it); {fix}")
+    try:
+        results = json.loads(match.group(1))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{source}: the report's embedded results are not JSON ({e.msg}); {fix}") from None
+    validate(ReportResults, {"results": results}, source)
     return sorted(path for path, entry in results.items() if str(entry.get("mime_type", "")).startswith("image/"))
 
 
@@ -65,14 +71,14 @@ def check_report(report: str | Path, shots: str | Path) -> list[dict]:
     """Screenshots of the start page and of every figure under ``shots``; one dict per figure
     with its measurements and ``ok``. Raises a one-line UserError if the report cannot be opened."""
     report, shots = Path(report), Path(shots)
-    browser = find_browser()
-    if browser is None:
-        raise UserError(f"no headless browser found ({', '.join(BROWSERS)}); install Chromium (apt-get install chromium)")
     try:
         text = report.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read the report {report} ({getattr(e, 'strerror', None) or type(e).__name__}); build it with 'snakemake --report'") from None
-    paths = figures(text)
+    paths = figures(text, str(report))
+    browser = find_browser()
+    if browser is None:
+        raise UserError(f"no headless browser found ({', '.join(BROWSERS)}); install Chromium (apt-get install chromium)")
     shots.mkdir(parents=True, exist_ok=True)
     start = screenshot(browser, report.resolve(), shots / "start.png")
     if _inked(start) < 0.01 or len(np.unique(start.reshape(-1, 3)[::7], axis=0)) <= 8:

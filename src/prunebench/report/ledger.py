@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from prunebench.core.errors import UserError  # noqa: E402
-from prunebench.core.io import read_json  # noqa: E402
+from prunebench.core.forms import PrunedFrom, RunCost, read_form  # noqa: E402
 from prunebench.core.names import dataset_name, display_name  # noqa: E402
 
 from .plotting import save_png  # noqa: E402
@@ -38,10 +38,7 @@ COLUMNS = ["study", "dataset", "arch", "method", "setting", "lr", "model", "arm"
 
 
 def _metrics(path: str | Path) -> dict:
-    blob = read_json(path)
-    if not isinstance(blob, dict) or not {"macs", "epochs", "data"} <= blob.keys():
-        raise UserError(f"{path} is not a training run's metrics.json (needs macs, epochs, data); rerun the run")
-    return blob
+    return read_form(path, RunCost)
 
 
 def own_cost(metrics: dict) -> tuple[float, float]:
@@ -57,7 +54,7 @@ def pretraining(metrics: dict, depth: int = 0) -> tuple[float, float, list[str]]
         return 0.0, 0.0, []
     pruned = Path(ref["path"])
     report = pruned.with_name("prune.json")
-    source = (read_json(report).get("input") or {}).get("path") if report.is_file() else None
+    source = (read_form(report, PrunedFrom).get("input") or {}).get("path") if report.is_file() else None
     if source is None or not Path(source).with_name("metrics.json").is_file():
         # an init file (theta_0) or a model trained elsewhere: nothing trained in this pipeline
         return 0.0, 0.0, []

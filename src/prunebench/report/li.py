@@ -147,4 +147,4 @@ def iterative_markdown(df: pd.DataFrame, title: str) -> str:
 
 
 def write_iterative(df: pd.DataFrame, csv_path: str | PathLike, md_path: str | PathLike, title: str) -> None:
-    write_csv_md(df, iterative_markdown(df, title), csv_path, md_path)
+    write_csv_md(df, iterative_markdown(df, title), csv_path, md_path, (ITERATIVE_COLUMNS, "prunebench li-report"))

@@ -23,7 +23,8 @@ from prunebench.core.errors import UserError
 from prunebench.core.names import STANDIN_LABEL, arch_name, dataset_name, normalize_setting, ratio
 
 from . import stats
-from .table import MISSING, eval_run, read_csv_checked, write_csv_md
+from .table import MISSING, eval_run, write_csv_md
+from .table_form import read_csv_checked
 
 ARMS = {"base": "unpruned", "winning": "winning", "scratch-e": "random"}
 METHOD_LABELS = {"magnitude": "one-shot", "iterative": "iterative", "l1mask": "L1 filters"}
@@ -164,7 +165,7 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
 
 
 def write_lottery_table(table: pd.DataFrame, csv_path: str | PathLike, md_path: str | PathLike, title: str) -> None:
-    write_csv_md(table, to_markdown(table, title), csv_path, md_path)
+    write_csv_md(table, to_markdown(table, title), csv_path, md_path, (COLUMNS, "prunebench table --kind lottery"))
 
 
 def read_lottery_table(path: str | PathLike) -> pd.DataFrame:

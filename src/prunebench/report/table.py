@@ -13,7 +13,6 @@ import io
 import math
 from importlib import resources
 from os import PathLike
-from pathlib import Path
 
 import pandas as pd
 
@@ -22,6 +21,7 @@ from prunebench.core.io import write_text, write_together
 from prunebench.core.names import STANDIN_LABEL, dataset_name, display_name, normalize_setting, ratio
 
 from . import stats
+from .table_form import check_written, read_csv_checked
 
 ARMS = ("unpruned", "soft", "finetune", "scratch-e", "scratch-b")
 ARM_LABELS = {"unpruned": "unpruned", "soft": "soft-pruned", "finetune": "fine-tuned", "scratch-e": "Scratch-E", "scratch-b": "Scratch-B"}
@@ -39,6 +39,8 @@ TABLE_COLUMNS += ["standin", "runs"]
 # Runs a sanity check failed for (eval.json's checks_failed): left out of every mean, counted here.
 CHECK_COLUMNS = [f"{arm}_failed" for arm in ARMS] + ["failed_runs", "failed_checks"]
 FAILED_MARK = "⚠"
+# Every column of the CSV, in order: the statistics after the table's own columns, then the checks.
+ALL_COLUMNS = TABLE_COLUMNS + stats.column_names(ARMS) + CHECK_COLUMNS
 
 
 def setting_sort_key(setting: object) -> tuple:
@@ -195,38 +197,13 @@ def build_table(evals: list[dict], study: str, metric: str = "best", paper: pd.D
         row |= {f"{arm}_failed": int((bad["arm"] == arm).sum()) for arm in ARMS}
         row |= left
         rows.append(row)
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS + stats.column_names(ARMS) + CHECK_COLUMNS)  # the statistics after the table's own columns
+    return pd.DataFrame(rows, columns=ALL_COLUMNS)
 
 
 # --------------------------------------------------------------------------- read back
-def read_csv_checked(path: str | PathLike, columns: list[str], writer: str) -> pd.DataFrame:
-    """A CSV table that ``writer`` wrote, checked: a one-line UserError if it is not one."""
-    path = Path(path)
-    rerun = f"it was not written by '{writer}'; rerun it"
-    if not path.exists():
-        raise UserError(f"table {path} does not exist; run '{writer}' first")
-    if not path.is_file():
-        raise UserError(f"table {path} is not a file; pass the CSV written by '{writer}'")
-    try:
-        df = pd.read_csv(path, dtype={"setting": str, "study": str, "model": str})
-    except pd.errors.EmptyDataError:
-        raise UserError(f"table {path} is empty; {rerun}") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"table {path} is not a CSV table ({first}); {rerun}") from None
-    except OSError as e:
-        raise UserError(f"cannot read table {path}: {e.strerror}; check its permissions") from None
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-        raise UserError(f"table {path} lacks the columns {shown}; {rerun}")
-    df["standin"] = df["standin"].map(lambda v: str(v).strip().lower() in ("true", "1"))
-    return df
-
-
 def read_table(path: str | PathLike) -> pd.DataFrame:
     """A table CSV written by ``write_table``, checked: a one-line UserError if it is not one."""
-    df = read_csv_checked(path, TABLE_COLUMNS, "prunebench table")
+    df = read_csv_checked(path, ALL_COLUMNS, "prunebench table")
     df["setting"] = [normalize_setting(s) for s in df["setting"]]
     return df
 
@@ -325,11 +302,14 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
 
 
 def write_table(df: pd.DataFrame, csv_path: str | PathLike, md_path: str | PathLike, title: str) -> None:
-    write_csv_md(df, to_markdown(df, title), csv_path, md_path)
+    write_csv_md(df, to_markdown(df, title), csv_path, md_path, (ALL_COLUMNS, "prunebench table"))
 
 
-def write_csv_md(df: pd.DataFrame, markdown: str, csv_path: str | PathLike, md_path: str | PathLike) -> None:
+def write_csv_md(df: pd.DataFrame, markdown: str, csv_path: str | PathLike, md_path: str | PathLike, form: tuple[list[str], str] | None = None) -> None:
     """Write a table as CSV (for machines) and Markdown (for people), each atomically; if the
-    second write fails, the first file is removed."""
+    second write fails, the first file is removed. ``form``: (columns, writer) of a table that is
+    read back, checked before it is written."""
+    if form is not None:
+        check_written(df, *form, csv_path)
     csv = df.to_csv(index=False)
     write_together((csv_path, lambda: write_text(csv_path, csv)), (md_path, lambda: write_text(md_path, markdown)))

@@ -25,8 +25,9 @@ import pandas as pd
 from prunebench.core.errors import UserError
 from prunebench.core.io import read_json, sha256
 
+from . import table_form
 from .stats import SCRATCH_ARMS
-from .table import ARMS
+from .table import ALL_COLUMNS, ARMS
 
 
 def _uniform_row(df: pd.DataFrame, r: pd.Series) -> pd.Series | None:
@@ -117,6 +118,19 @@ def _prefix(column: str, names) -> str | None:
     return next((n for n in sorted(names, key=len, reverse=True) if column == n or column.startswith(f"{n}_")), None)
 
 
+def _read(table_path: str) -> pd.DataFrame:
+    """The table, every cell as text, checked against the form of its kind (told by its columns)."""
+    from . import archsearch, li, lottery
+
+    writer = "prunebench table"
+    columns = table_form.header(table_path, writer)
+    if "runs" not in columns:
+        raise UserError(f"{table_path} has no runs column; trace a table written by 'prunebench table' or the li-iterative table of 'prunebench li-report'")
+    declared = {"winning_mean": lottery.COLUMNS, "uniform_match": archsearch.COLUMNS, "schedule": li.ITERATIVE_COLUMNS, "runs": ALL_COLUMNS}
+    marker = next(k.marker for k in KINDS if k.marker in columns)
+    return table_form.read_csv_checked(table_path, declared[marker], "prunebench li-report" if marker == "schedule" else writer, as_text=True)
+
+
 def _kind(df: pd.DataFrame) -> Kind:
     return next(k for k in KINDS if k.marker in df.columns)
 
@@ -181,9 +195,7 @@ def _walk(path: str, seen: set, depth: int, lines: list[str]) -> None:
 
 def trace(table_path: str, row: str, column: str) -> list[str]:
     """Lines from the cell (row, column) of a study table down to every file behind it."""
-    df = pd.read_csv(table_path, dtype=str)
-    if "runs" not in df.columns:
-        raise UserError(f"{table_path} has no runs column; trace a table written by 'prunebench table' or the li-iterative table of 'prunebench li-report'")
+    df = _read(table_path)
     r = _row(df, row)
     kind = _kind(df)
     verb, chosen = _chosen(kind, df, r, column)

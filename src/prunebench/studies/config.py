@@ -1,6 +1,6 @@
 """Config validation with one-line errors: the Snakefile calls ``check`` before building the DAG,
-so a wrong key, value or name (schema, then every study against the registries) stops Snakemake
-before any job runs."""
+so a wrong key, value or name (schema, then every study against the registries, then every
+setting as the commands check it: :mod:`.settings`) stops Snakemake before any job runs."""
 
 from __future__ import annotations
 
@@ -38,9 +38,11 @@ def check(config: dict[str, Any], schema_path: str | os.PathLike) -> dict[str, A
     scale = config["scale"]
     if scale not in config["scales"]:
         raise UserError(f"config: scale {scale!r} is not defined under scales; choose one of {', '.join(config['scales'])}")
+    from .settings import check as check_settings  # what the commands refuse on their own
     from .study import check as check_studies  # the registries: models, methods, datasets
     from .study import check_targets
 
     check_studies(config)
     check_targets(config)
+    check_settings(config)
     return config

@@ -15,10 +15,10 @@ from torch import nn
 
 from prunebench import models
 from prunebench.core.errors import UserError
+from prunebench.core.forms import validate
+from prunebench.core.forms.tensors import ModelFile
 from prunebench.core.io import load_torch, save_torch
 from prunebench.models import masks
-
-REQUIRED = ("arch", "cfg", "num_classes", "state_dict")
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, arch: str, num_classes: int, options: dict | None = None, **meta: Any) -> None:
@@ -26,18 +26,14 @@ def save_model(path: str | os.PathLike, model: nn.Module, arch: str, num_classes
     blob = {"arch": arch, "cfg": list(model.cfg), "num_classes": num_classes, "options": dict(options or {}), "state_dict": state}
     if masks.is_masked(model):
         blob["masks"] = masks.masks_of(model)
-    save_torch(path, {**blob, **meta})
+    save_torch(path, validate(ModelFile, {**blob, **meta}, f"{path} (being written)"))
 
 
 def load_model(path: str | os.PathLike, expect_arch: str | None = None) -> tuple[nn.Module, dict]:
-    blob = load_torch(path, what="model checkpoint")
-    if not isinstance(blob, dict) or any(k not in blob for k in REQUIRED):
-        raise UserError(f"{path} is not a prunebench model file (needs {', '.join(REQUIRED)}); rerun the step that makes it")
+    blob = validate(ModelFile, load_torch(path, what="model checkpoint"), str(path))
     arch = blob["arch"]
     if expect_arch is not None and arch != expect_arch:
         raise UserError(f"{path} holds a {arch} model but {expect_arch} was asked for; pass the matching checkpoint")
-    if not isinstance(blob.get("options", {}), dict):
-        raise UserError(f"{path}: options {blob['options']!r} are not a mapping; the file is damaged, rerun its step")
     try:
         options = models.check_options(arch, blob.get("options", {}))
     except UserError as e:
@@ -54,8 +50,6 @@ def load_model(path: str | os.PathLike, expect_arch: str | None = None) -> tuple
         ) from None
     saved_masks = blob.get("masks")
     if saved_masks is not None:
-        if not isinstance(saved_masks, dict) or not all(isinstance(m, torch.Tensor) and m.dtype == torch.bool for m in saved_masks.values()):
-            raise UserError(f"{path}: masks are not a mapping of bool tensors; the file is damaged, rerun its step")
         try:
             masks.apply(model, saved_masks)
         except UserError as e:

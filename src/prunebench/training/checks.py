@@ -17,7 +17,7 @@ from torch import nn
 
 from prunebench import methods
 from prunebench.core.errors import UserError
-from prunebench.core.io import read_json
+from prunebench.core.forms import PrunedFrom, read_form
 from prunebench.models import masks
 from prunebench.models.counting import conv_positions, count_macs, count_macs_by_mask, count_params
 
@@ -126,10 +126,9 @@ def _pruned_report(metrics: dict) -> dict:
             path = Path(ref["path"]).with_name("prune.json")
             if path.is_file():
                 try:
-                    blob = read_json(path)
+                    return read_form(path, PrunedFrom)
                 except UserError:  # unreadable: the check is not applicable, the trace will say why
                     return {}
-                return blob if isinstance(blob, dict) else {}
     return {}
 
 

@@ -9,7 +9,8 @@ import logging
 
 from prunebench import methods, models
 from prunebench.core.errors import UserError
-from prunebench.core.io import read_json, sha256, write_json, write_together
+from prunebench.core.forms import PruneReport, read_form, write_form
+from prunebench.core.io import sha256, write_together
 from prunebench.core.provenance import provenance
 from prunebench.core.utils import seed_everything
 from prunebench.data.datasets import DATASETS
@@ -23,10 +24,7 @@ log = logging.getLogger("prunebench")
 
 
 def _read_report(path: str) -> dict:
-    rep = read_json(path)
-    if not isinstance(rep, dict) or not isinstance(rep.get("layers"), list) or "params_after" not in rep or not isinstance(rep.get("run"), dict):
-        raise UserError(f"{path} is not a prune.json (needs run, layers and params_after); rerun the step that made it")
-    return rep
+    return read_form(path, PruneReport)
 
 
 def derive_run(method_name: str, setting: str, dataset: str, arch: str, seed: int, options: dict, sources: list[str], out: str, report_path: str) -> dict:
@@ -83,7 +81,7 @@ def derive_run(method_name: str, setting: str, dataset: str, arch: str, seed: in
     report["params_reduction_pct"] = round(100 * (1 - report["params_after"] / report["params_before"]), 2)
     write_together(
         (out, lambda: save_model(out, model, arch, num_classes, options=options, run=run, sources=list(sources), standin=standin)),
-        (report_path, lambda: write_json(report_path, report)),
+        (report_path, lambda: write_form(report_path, PruneReport, report)),
     )
     log.info("derived %s %s for %s on %s: params %d (-%.1f%%) -> %s", method_name, setting, arch, dataset, report["params_after"], report["params_reduction_pct"], out)
     return report

@@ -7,7 +7,8 @@ import logging
 import torch
 
 from prunebench.core.errors import UserError
-from prunebench.core.io import read_json, sha256, write_json
+from prunebench.core.forms import Eval, Metrics, read_form, write_form
+from prunebench.core.io import sha256
 from prunebench.core.provenance import provenance
 from prunebench.data import open_data
 from prunebench.data.cifar import Data, trained_mean_std
@@ -26,14 +27,9 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
     """Re-evaluate a trained model on the test set (ImageNet: at the crop and resize it trained
     with; ``loader`` may set workers and decoder); write one table cell's worth of JSON."""
     model, meta = load_model(model_path)
-    metrics = read_json(metrics_path)
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("run"), dict):
-        raise UserError(f"{metrics_path} is not a metrics.json (a JSON object with a run); pass the one 'prunebench train' wrote")
+    metrics = read_form(metrics_path, Metrics)
     if metrics["run"] != meta.get("run"):
         raise UserError(f"{metrics_path} describes run {metrics['run']} but {model_path} holds {meta.get('run')}; pass the pair from one run")
-    missing = [k for k in METRICS_KEYS if k not in metrics]
-    if missing:
-        raise UserError(f"{metrics_path} lacks {', '.join(missing)}; it is incomplete or from another version, rerun the training")
     trained = metrics.get("data") if isinstance(metrics.get("data"), dict) else {}
     data = open_data(data_path, None, test_subset, **({k: trained[k] for k in ("crop", "resize") if k in trained} | (loader or {})))
     hparams = metrics.get("hparams") if isinstance(metrics.get("hparams"), dict) else {}
@@ -55,7 +51,7 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
         "metrics": metrics_path,
         "provenance": provenance(),
     }
-    write_json(out, result)
+    write_form(out, Eval, result)
     if failed(checks):
         log.warning("sanity check failed for %s: %s; the run is left out of its table's means", model_path, ", ".join(failed(checks)))
     return result

@@ -9,7 +9,8 @@ import torch
 
 from prunebench import methods, models
 from prunebench.core.errors import UserError
-from prunebench.core.io import read_json, sha256, write_json, write_together
+from prunebench.core.forms import Metrics, PruneReport, read_form, write_form
+from prunebench.core.io import sha256, write_together
 from prunebench.core.provenance import provenance
 from prunebench.data.cifar import Data
 from prunebench.models import masks
@@ -88,7 +89,7 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
     report["params_reduction_pct"] = round(100 * (1 - report["params_after"] / report["params_before"]), 2)
     writes = [
         (out, lambda: save_model(out, small, arch, num_classes, options=options, run=run, kept=kept, source=model_path, standin=report["standin"])),
-        (report_path, lambda: write_json(report_path, report)),
+        (report_path, lambda: write_form(report_path, PruneReport, report)),
     ]
     if physical_out is not None:
         physical_options = {**options, "dead_offsets": True}
@@ -107,8 +108,8 @@ def init_run(base_path: str, metrics_path: str, out: str) -> dict:
     run = meta.get("run", {})
     if run.get("arm") != "base" or list(meta["cfg"]) != models.default_cfg(meta["arch"]):
         raise UserError(f"{base_path} is not a trained base (arm {run.get('arm')!r}); pass the base run's model.pt")
-    metrics = read_json(metrics_path)
-    if not isinstance(metrics, dict) or metrics.get("run") != run:
+    metrics = read_form(metrics_path, Metrics)
+    if metrics["run"] != run:
         raise UserError(f"{metrics_path} is not the metrics.json of {base_path}; pass the pair from one run")
     spec = RunSpec(meta["arch"], "base", int(run["seed"]), options=meta["options"])
     seed_everything(spec.seed)

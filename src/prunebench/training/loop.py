@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunebench.core.errors import UserError
+from prunebench.core.forms import validate
+from prunebench.core.forms.tensors import TrainingCheckpoint
 from prunebench.core.io import load_torch, save_torch
 from prunebench.core.utils import hms
 from prunebench.data.cifar import MEAN, STD, eval_batches, mean_std
@@ -275,7 +277,12 @@ def _resume(path: Path, hp: Hparams, model: nn.Module, loader: dict) -> dict:
     except UserError as e:
         log.warning("ignoring unreadable checkpoint (%s); starting over", e)
         return fresh
-    if not isinstance(ckpt, dict) or ckpt.get("fingerprint") != _fingerprint(hp, model, loader):
+    try:
+        validate(TrainingCheckpoint, ckpt, str(path))
+    except UserError as e:
+        log.warning("ignoring a damaged checkpoint (%s); starting over", e)
+        return fresh
+    if ckpt["fingerprint"] != _fingerprint(hp, model, loader):
         log.warning("checkpoint %s was made with other hyperparameters; starting over", path)
         return fresh
     model.load_state_dict(ckpt["model"])

@@ -19,7 +19,9 @@ from torch import nn
 
 from prunebench import methods, models
 from prunebench.core.errors import UserError
-from prunebench.core.io import sha256, write_json, write_together
+from prunebench.core.forms import Metrics, write_form
+from prunebench.core.io import all_or_none, sha256, write_together
+from prunebench.core.limits import check_crop_fits
 from prunebench.core.provenance import config_sha256, device_name, provenance
 from prunebench.data import open_data
 from prunebench.models import masks
@@ -235,6 +237,8 @@ def train_runs(
     if ctx.world > 1 and len(specs) > 1:
         raise UserError("a data-parallel (torchrun) job trains one run; pass one --seed")
     data = open_data(data_path, train_subset, test_subset, **(loader or {}))
+    for spec in specs if data.loader else ():  # ImageNet: the crop must survive the network's pools
+        check_crop_fits(spec.arch, data.loader["crop"], "--crop")
     device = distributed.start(ctx, device)
     if not ctx.main:
         logging.getLogger("prunebench").setLevel(logging.WARNING)  # one progress log: rank 0's
@@ -247,10 +251,13 @@ def train_runs(
         distributed.finish(ctx)
     if not ctx.main:
         return []
-    out = [_write(r, result, data, ctx, device, train_subset, test_subset, started, m, j) for r, result, m, j in zip(todo, results, model_outs, metrics_outs)]
-    for r, m, j, e in zip(todo, model_outs, metrics_outs, eval_outs):
-        if e is not None:
-            evaluate_run(m, j, data_path, test_subset, device, e, loader)
+    # All or none: an evaluation that fails removes the models and metrics written before it (the
+    # checkpoints stay, so the rerun resumes at the end of training).
+    with all_or_none(*model_outs, *metrics_outs, *eval_outs):
+        out = [_write(r, result, data, ctx, device, train_subset, test_subset, started, m, j) for r, result, m, j in zip(todo, results, model_outs, metrics_outs)]
+        for r, m, j, e in zip(todo, model_outs, metrics_outs, eval_outs):
+            if e is not None:
+                evaluate_run(m, j, data_path, test_subset, device, e, loader)
     for r, metrics, m in zip(todo, out, model_outs):
         r.checkpoint.unlink(missing_ok=True)
         log.info("done: %sbest %.2f%%, final %.2f%% -> %s", f"seed {r.spec.seed}: " if len(todo) > 1 else "", metrics["best_accuracy"], metrics["final_accuracy"], m)
@@ -287,6 +294,6 @@ def _write(r: _Run, result: dict, data, ctx, device, train_subset, test_subset, 
         metrics["mask_checks"] = checks
     write_together(
         (model_out, lambda: save_model(model_out, model, spec.arch, data.num_classes, options=options, run=run, hparams=hp.as_dict(), standin=data.standin)),
-        (metrics_out, lambda: write_json(metrics_out, metrics)),
+        (metrics_out, lambda: write_form(metrics_out, Metrics, metrics)),
     )
     return metrics

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunebench.core.errors import UserError
+from prunebench.core.limits import check_nesterov
 
 from . import distributed, fused, graphs
 
@@ -53,6 +54,9 @@ class Hparams:
     nesterov: bool = False  # SFP's optimizer
     normalisation: str = "rethinking"  # see data.NORMALISATIONS
     soft_keep: float = 0.0  # soft filter pruning: keep rate of every conv's filters; 0 = off
+
+    def __post_init__(self) -> None:
+        check_nesterov(self.nesterov, self.momentum, "--nesterov", "--momentum")  # before SGD refuses it mid-job
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
