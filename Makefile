@@ -26,7 +26,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,torch-pruning]'
 	touch $@
 
 # After the run, Snakemake's HTML report of every study (results/report.html) from the same DAG.

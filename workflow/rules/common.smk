@@ -5,6 +5,7 @@ import sys
 
 from prunebench import methods
 from prunebench.studies.config import check
+from prunebench.studies import external
 from prunebench.core.errors import UserError
 from prunebench.studies.study import (
     base_tag,
@@ -369,6 +370,19 @@ def prune_input(wc):
         return f"{BASE}/model.pt".format(**wc)
     setting, arm = source
     return f"{DERIVED}/model.pt".format(**{**wc, "setting": setting, "arm": arm})
+
+
+def external_module(wc):
+    """Method external's pruned module file for this seed, where the setting names one."""
+    spec = external.specs(config).get(wc.setting) if wc.method == external.METHOD else None
+    return [external.module_file(spec, wc.seed)] if spec and "module" in spec else []
+
+
+def external_args(wc):
+    """The prune command's options for method external (its function, or its module)."""
+    if wc.method != external.METHOD:
+        return ""
+    return external.prune_args(external.specs(config)[wc.setting], wc.seed)
 
 
 # The pruning methods (prune a trained model) and the architecture sources (derived from other

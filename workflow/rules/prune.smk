@@ -1,11 +1,13 @@
 # Prune a trained model by its method at one setting: Li's predefined variants rank filters;
 # network slimming thresholds the BatchNorm scales of the sparsity-trained base; unstructured
-# pruning masks the smallest conv weights; SFP reads the zero pattern of its soft run.
+# pruning masks the smallest conv weights; SFP reads the zero pattern of its soft run; your own
+# method (external) calls its function or reads its pruned module.
 
 
 rule prune:
     input:
         model=prune_input,
+        module=external_module,
     output:
         model=PRUNED_FILE,
         report=f"{PRUNED}/prune.json",
@@ -19,9 +21,11 @@ rule prune:
     resources:
         runtime=10,
         mem_mb=2000,
+    params:
+        external=external_args,
     shell:
         "prunebench prune --model {input.model:q} --method {wildcards.method}"
-        " --setting {wildcards.setting} --seed {wildcards.seed}"
+        " --setting {wildcards.setting} --seed {wildcards.seed} {params.external}"
         " --out {output.model:q} --report {output.report:q} 2> {log:q}"
 
 

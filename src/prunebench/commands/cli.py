@@ -53,6 +53,21 @@ def _cap(ctx: click.Context, param: click.Parameter, text: str | None) -> tuple[
     return cap
 
 
+def _keywords(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict:
+    """--with KEY=VALUE (repeatable): keyword arguments of a pruning function; JSON values (numbers,
+    true, lists) as such, anything else as text."""
+    out = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key.isidentifier():
+            raise click.BadParameter(f"{text!r} is not KEY=VALUE with KEY a Python name, e.g. ratio=0.5")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def _options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict:
     """--option KEY=VALUE (repeatable): a model option; true/false become booleans."""
     out = {}
@@ -262,12 +277,25 @@ def init(base_path: str, metrics_path: str, out: str) -> None:
 @click.option("--physical-out", type=click.Path(dir_okay=False), help="sfp: also write the physically pruned network (zeroed inner channels removed).")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), help="Prepared dataset, for criteria that rank filters by their feature maps (Li's mean_std, ...).")
 @click.option("--train-subset", type=click.IntRange(min=1), help="Use this many training images for those statistics.")
-def prune(model_path: str, method: str | None, setting: str | None, variant: str | None, criterion: str | None, ratio: float | None, seed: int, out: str, report_path: str, physical_out: str | None, data_path: str | None, train_subset: int | None) -> None:
+@click.option("--function", default=None, help="Your own pruning function, package.module:function: takes the trained model (and data=, if it has that keyword) and returns the pruned one (method external).")
+@click.option("--with", "keywords", multiple=True, callback=_keywords, help="KEY=VALUE (repeatable): a keyword argument of --function (a number where it reads as one).")
+@click.option("--pruned-module", type=click.Path(dir_okay=False), help="A model pruned by other code: torch.save(model), or its state dict with --builder (method external).")
+@click.option("--builder", default=None, help="With --pruned-module holding a state dict: package.module:function returning the pruned module.")
+def prune(model_path: str, method: str | None, setting: str | None, variant: str | None, criterion: str | None, ratio: float | None, seed: int, out: str, report_path: str, physical_out: str | None, data_path: str | None, train_subset: int | None,
+          function: str | None, keywords: dict, pruned_module: str | None, builder: str | None) -> None:  # fmt: skip
     """Prune a trained full model by --method at --setting (Li's variants rank filters by their
-    criterion; slimming thresholds BatchNorm scales globally) and save the smaller network."""
+    criterion; slimming thresholds BatchNorm scales globally), or by your own --function or
+    --pruned-module, and save the smaller network."""
     from prunebench.training.jobs import prune_run
 
     check_outputs(out, report_path, *([physical_out] if physical_out else []))
+    external = {"function": function, "settings": keywords, "module": pruned_module, "builder": builder}
+    if function is not None or pruned_module is not None:
+        if method not in (None, "external") or variant or ratio is not None:
+            raise UserError("--function and --pruned-module prune by your own method (external); drop --method, --variant and --ratio")
+        method, setting = "external", setting or "custom"
+    elif keywords or builder:
+        raise UserError("--with goes with --function, --builder with --pruned-module")
     if ratio is not None:
         if method or setting or variant:
             raise UserError("give one of --ratio, --variant, or --method with --setting")
@@ -280,7 +308,7 @@ def prune(model_path: str, method: str | None, setting: str | None, variant: str
             method = criterion
     if method is None:
         raise UserError("give --method with --setting (or --variant, or --ratio): what to prune, and how much")
-    prune_run(model_path, method, setting, seed, out, report_path, physical_out, data_path, train_subset)
+    prune_run(model_path, method, setting, seed, out, report_path, physical_out, data_path, train_subset, external)
 
 
 # --------------------------------------------------------------------------- derive

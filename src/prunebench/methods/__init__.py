@@ -80,6 +80,12 @@ class Method:
     # criteria): prune then takes ``activations=`` (feature-map statistics over the training
     # set) as a keyword, and the DAG gives those settings' prune jobs the dataset.
     data_settings: str | None = None
+    # Pruned from outside (methods/external.py): the prune job calls a function named by import
+    # path, or reads a pruned module, and fits it to the registry's arch.
+    external: bool = False
+    # A method an installed package registers: (trained model, arch, setting, seed) -> the pruned
+    # module, fitted to the registry's arch as an external one is.
+    prune_module: Callable[[nn.Module, str, str, int], nn.Module] | None = None
 
     def __post_init__(self) -> None:
         if self.base not in BASES:
@@ -134,11 +140,30 @@ def names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+_INSTALLED: list[str] = []  # the entry points loaded, once
+
+
 def _load() -> None:
-    """Import the method modules once; each registers itself."""
+    """Import the method modules once; each registers itself. Then the methods installed packages
+    add through the ``prunebench.methods`` entry point group: a module that registers its methods
+    when imported, or a :class:`Method` itself."""
     # in the order their names are listed: as before the lottery study, then the
     # lottery's masks and the architecture sources, then Li et al.'s analyses
-    from . import predefined, magnitude, sfp, slimming, lottery, derived, li, published  # noqa: F401, I001
+    from . import predefined, magnitude, sfp, slimming, lottery, derived, li, published, external  # noqa: F401, I001
+
+    if _INSTALLED:
+        return
+    from importlib.metadata import entry_points
+
+    _INSTALLED.append("(scanned)")
+    for ep in entry_points(group="prunebench.methods"):
+        try:
+            obj = ep.load()
+        except Exception as e:  # its package's code may raise anything
+            raise UserError(f"the installed pruning method {ep.name} ({ep.value}) does not import ({type(e).__name__}: {e}); reinstall or uninstall its package") from None
+        if isinstance(obj, Method):
+            register(obj)
+        _INSTALLED.append(ep.name)
 
 
 __all__ = ["ARMS", "BASES", "DEFAULT_ARMS", "Method", "Pruned", "get", "names", "register"]

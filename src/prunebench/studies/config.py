@@ -38,11 +38,13 @@ def check(config: dict[str, Any], schema_path: str | os.PathLike) -> dict[str, A
     scale = config["scale"]
     if scale not in config["scales"]:
         raise UserError(f"config: scale {scale!r} is not defined under scales; choose one of {', '.join(config['scales'])}")
+    from .external import check as check_external  # your own method's settings
     from .settings import check as check_settings  # what the commands refuse on their own
     from .study import check as check_studies  # the registries: models, methods, datasets
     from .study import check_targets
 
     check_studies(config)
     check_targets(config)
+    check_external(config)
     check_settings(config)
     return config

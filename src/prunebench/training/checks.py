@@ -94,6 +94,15 @@ def mask_layers(model: nn.Module, pruned: methods.Pruned) -> list[dict]:
     return rows
 
 
+def width_layers(full: nn.Module, model: nn.Module) -> list[dict]:
+    """prune.json's per-layer rows for a network whose widths were cut: channels before and after."""
+    widths = {g.name: g.width for g in full.channel_groups()}
+    return [
+        {"layer": g.name, "layer_id": g.layer_id, "stage": g.stage, "selection": g.selection, "ratio": round(1 - g.width / widths[g.name], 6), "before": widths[g.name], "after": g.width}
+        for g in model.channel_groups()
+    ]
+
+
 def kernel_patterns(model: nn.Module, found: dict) -> dict[str, dict]:
     """Per stage, the kept fraction at each of the 3x3 kernel positions over every 3x3 conv's
     kernels (out x in): where unstructured pruning keeps weights (Rethinking §7's patterns)."""

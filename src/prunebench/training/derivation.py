@@ -18,7 +18,7 @@ from prunebench.models import masks
 from prunebench.models.counting import count_macs, count_params
 
 from .checkpoints import save_model
-from .checks import kernel_patterns, mask_checks, mask_layers
+from .checks import kernel_patterns, mask_checks, mask_layers, width_layers
 
 log = logging.getLogger("prunebench")
 
@@ -56,11 +56,7 @@ def derive_run(method_name: str, setting: str, dataset: str, arch: str, seed: in
         masks.apply(model, derived.masks)
         layers = mask_layers(model, methods.Pruned({}, masks.pruned_ratios(derived.masks), masks=derived.masks))
     else:
-        widths = {g.name: g.width for g in full.channel_groups()}
-        layers = [
-            {"layer": g.name, "layer_id": g.layer_id, "stage": g.stage, "selection": g.selection, "ratio": round(1 - g.width / widths[g.name], 6), "before": widths[g.name], "after": g.width}
-            for g in model.channel_groups()
-        ]
+        layers = width_layers(full, model)
     first = reports[0]["run"]
     run = {"dataset": dataset, "arch": arch, "method": method_name, "setting": setting, "arm": "pruned", "seed": seed, "scale": first.get("scale")}
     standin = any(bool(r.get("standin", False)) for r in reports)

@@ -17,17 +17,18 @@ from prunebench.models import masks
 from prunebench.models.counting import count_macs, count_params
 
 from .checkpoints import load_model, save_model, weights_sha256
-from .checks import kernel_patterns, mask_checks, mask_layers, physical_checks
+from .checks import kernel_patterns, mask_checks, mask_layers, physical_checks, width_layers
 from .runs import RunSpec, starting_model
 
 log = logging.getLogger("prunebench")
 
 
-def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: str, report_path: str, physical_out: str | None = None, data_path: str | None = None, train_subset: int | None = None) -> dict:
+def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: str, report_path: str, physical_out: str | None = None, data_path: str | None = None, train_subset: int | None = None, external: dict | None = None) -> dict:
     """Prune a trained full model (a chained method: the last step's) by ``method`` at
     ``setting``; write the smaller network (with the kept indices per group) and prune.json
     (counts before/after, per-layer widths). A criterion that ranks on feature maps reads the
-    training images of ``data_path``."""
+    training images of ``data_path``. ``external``: how the external method prunes (``function``
+    with its ``settings``, or ``module`` with its ``builder``)."""
     from prunebench.pruning import prune as cut
 
     method = methods.get(method_name)
@@ -47,10 +48,15 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
         from prunebench.pruning.activations import activation_stats
 
         evidence["activations"] = activation_stats(model, meta, Data(data_path, train_subset, None), torch.device("cpu"))
-    pruned = method.prune(model, arch, setting, seed, **evidence)
-    if method.masked:
+    if method.external or method.prune_module is not None:
+        small, notes = _external(method, external or {}, model, arch, setting, seed, num_classes, options, data_path, train_subset)
+        pruned, kept = methods.Pruned({}, {}, notes), None
+        layers = width_layers(models.build(arch, None, num_classes, **options), small)
+    elif method.masked:
+        pruned = method.prune(model, arch, setting, seed, **evidence)
         small, kept, layers = masks.apply(masks.clone(model), pruned.masks), None, mask_layers(model, pruned)
     else:
+        pruned = method.prune(model, arch, setting, seed, **evidence)
         small = cut(model, arch, pruned.keep, num_classes, **options)
         groups = model.channel_groups()
         kept = {g.name: (pruned.keep[g.name].tolist() if g.name in pruned.keep else list(range(g.width))) for g in groups}
@@ -97,6 +103,26 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
     write_together(*writes)
     log.info("pruned %s by %s at %s: MACs -%.1f%%, params -%.1f%% -> %s", arch, method_name, setting, report["macs_reduction_pct"], report["params_reduction_pct"], out)
     return report
+
+
+def _external(method, spec: dict, model, arch: str, setting: str, seed: int, num_classes: int, options: dict, data_path, train_subset) -> tuple:
+    """The pruned network of an external method, fitted to ``arch``, and what prune.json records
+    of where it came from."""
+    from prunebench.methods import external as ext
+
+    if method.prune_module is not None:
+        module = method.prune_module(model, arch, setting, seed)
+        return ext.fit_registry(module, arch, num_classes, options, f"the module {method.name} returned"), {"external": ext.source_of(method.prune_module)}
+    function, module_file = spec.get("function"), spec.get("module")
+    if (function is None) == (module_file is None):
+        raise UserError("the external method prunes by a function (--function) or a pruned module (--pruned-module); pass one of them")
+    if module_file is not None:
+        module = ext.read_module(module_file, spec.get("builder"))
+        notes = {"external": {"module": module_file, "module_sha256": sha256(module_file), "builder": spec.get("builder")}}
+        return ext.fit_registry(module, arch, num_classes, options, f"pruned module {module_file}"), notes
+    data = Data(data_path, train_subset, None) if data_path is not None else None
+    small, source = ext.prune_with(function, model, arch, num_classes, options, spec.get("settings") or {}, data)
+    return small, {"external": {**source, "settings": spec.get("settings") or {}}}
 
 
 def init_run(base_path: str, metrics_path: str, out: str) -> dict:

@@ -1,0 +1,188 @@
+"""Pruning from outside prunebench: a pruning function named by import path
+(``package.module:function``) or a pruned module saved by any code, turned into a pruned file
+of one of our architectures so that every arm trains and is counted as for a shipped method.
+
+The architecture is read, not trusted: each channel group of the reference network (the
+registry's full ``arch``) takes its width from the BatchNorm of that name in the given module,
+the registry builds that width list, the module's weights are loaded into it (every tensor's
+name and shape must fit), and the two must compute the same outputs on a random batch. MACs
+and parameters are then counted by our counter, as for any pruned file. Scratch-E and Scratch-B
+train that width list from a fresh init, as for any learned architecture.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import inspect
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench import models
+from prunebench.core.errors import UserError
+
+from . import Method, Pruned, register
+
+IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
+def import_object(path: str, what: str) -> Any:
+    """The object ``package.module:name`` names (an installed package, or a module in the working
+    folder); a one-line UserError if it does not import."""
+    if not IMPORT_PATH.fullmatch(path or ""):
+        raise UserError(f"{what} {path!r} is not an import path; write it as package.module:function")
+    module_name, _, attr = path.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())  # a module of the user's own, beside where they run, as python -m finds it
+    try:
+        obj = importlib.import_module(module_name)
+    except Exception as e:  # its own code may raise anything while importing
+        raise UserError(f"{what} {path!r} does not import ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); install its package or fix the path") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UserError(f"{what} {path!r}: module {module_name} has no {attr}; check the name after the colon")
+        obj = getattr(obj, part)
+    return obj
+
+
+def source_of(obj: Any) -> dict:
+    """Provenance of an external function: its import path and the hash of its source file."""
+    name = f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+    try:
+        path = inspect.getsourcefile(obj)
+    except TypeError:
+        path = None
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if path and os.path.isfile(path) else None
+    return {"function": name, "source": path, "source_sha256": digest}
+
+
+def read_module(path: str, builder: str | None = None) -> nn.Module:
+    """A pruned module from a file: a whole ``nn.Module`` saved with ``torch.save`` (its classes
+    must import here), or a state dict given to the module ``builder`` returns."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"pruned module {path} does not exist; check the path")
+    if builder is not None:
+        module = _built(builder)
+        try:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UserError(f"pruned module {path} is not a torch state dict ({type(e).__name__}); save it with torch.save(model.state_dict(), ...)") from None
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if not isinstance(state, dict):
+            raise UserError(f"pruned module {path} holds a {type(state).__name__}, not a state dict; save it with torch.save(model.state_dict(), ...)")
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as e:
+            raise UserError(f"pruned module {path} does not fit the module {builder} builds ({_first_line(e)}); pass the builder of the pruned network") from None
+        return module
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # A whole module is a pickle of its classes: loading it runs the code they name, so
+            # only a file the user made is read this way (the study names it).
+            module = torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise UserError(f"pruned module {path} does not load ({type(e).__name__}: {_first_line(e)}); save it with torch.save(model), or pass a state dict with --builder") from None
+    if not isinstance(module, nn.Module):
+        raise UserError(f"pruned module {path} holds a {type(module).__name__}, not a torch.nn.Module; save the module itself, or its state dict with --builder")
+    return module
+
+
+def _built(builder: str) -> nn.Module:
+    make = import_object(builder, "builder")
+    if not callable(make):
+        raise UserError(f"builder {builder!r} is not a function; name one that returns the pruned module")
+    module = make()
+    if not isinstance(module, nn.Module):
+        raise UserError(f"builder {builder!r} returned a {type(module).__name__}, not a torch.nn.Module")
+    return module
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:160] if text else type(e).__name__
+
+
+def fit_registry(module: nn.Module, arch: str, num_classes: int, options: dict, source: str) -> nn.Module:
+    """``arch`` at the widths ``module`` has, holding ``module``'s weights, checked to compute
+    what ``module`` computes. ``source`` names the module in errors."""
+    full = models.build(arch, None, num_classes, **options)
+    state = {k: v for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")}
+    cfg = list(full.cfg)
+    for g in models.cuttable_groups(full):
+        key = f"{g.bn}.weight"
+        if key not in state:
+            raise UserError(f"{source} has no {key}, which {arch} has; it is not a pruned {arch}: name the reference network it was pruned from")
+        cfg[g.cfg_index] = int(state[key].shape[0])
+    try:
+        ours = models.build(arch, cfg, num_classes, **options)
+    except (ValueError, RuntimeError, IndexError) as e:
+        raise UserError(f"{source}: its widths {cfg} do not build a {arch} ({_first_line(e)}); name the reference network it was pruned from") from None
+    want = {k: v for k, v in ours.state_dict().items() if not k.endswith("num_batches_tracked")}
+    missing = [k for k in want if k not in state]
+    extra = [k for k in state if k not in want]
+    if missing or extra:
+        what = f"lacks {missing[0]}" if missing else f"has {extra[0]}, which {arch} has not"
+        raise UserError(f"{source} {what}; it is not a pruned {arch}: name the reference network it was pruned from")
+    for k, v in want.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise UserError(f"{source}: {k} has shape {tuple(state[k].shape)} where {arch} at its widths has {tuple(v.shape)}; it is not a pruned {arch}")
+    ours.load_state_dict(state, strict=False)
+    _check_same_outputs(module, ours, source, arch)
+    return ours
+
+
+def _check_same_outputs(module: nn.Module, ours: nn.Module, source: str, arch: str) -> None:
+    size = 224 if arch in models.IMAGENET_ARCHS else 32
+    x = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(0))
+    module.eval(), ours.eval()
+    with torch.no_grad():
+        try:
+            theirs = module(x)
+        except Exception as e:
+            raise UserError(f"{source} fails on a {size}x{size} batch ({type(e).__name__}: {_first_line(e)}); give the module as trained") from None
+        mine = ours(x)
+    if not isinstance(theirs, torch.Tensor) or theirs.shape != mine.shape or not torch.allclose(theirs, mine, rtol=1e-4, atol=1e-4):
+        raise UserError(f"{source} does not compute what {arch} at its widths computes with its weights; it is not a pruned {arch} (or its forward differs)")
+
+
+def prune_with(function: str, model: nn.Module, arch: str, num_classes: int, options: dict, settings: dict, data: Any = None) -> tuple[nn.Module, dict]:
+    """Call the pruning function ``function`` on a copy of the trained ``model`` (with ``data``
+    if it takes a ``data`` keyword, and the study's ``settings`` as keywords); our ``arch`` at
+    the widths it returns, and its provenance."""
+    fn = import_object(function, "pruning function")
+    if not callable(fn):
+        raise UserError(f"pruning function {function!r} is not callable; name a function that takes the trained model and returns the pruned one")
+    kwargs = dict(settings)
+    if data is not None and "data" in inspect.signature(fn).parameters:
+        kwargs["data"] = data
+    pruned = fn(copy.deepcopy(model).eval(), **kwargs)
+    if not isinstance(pruned, nn.Module):
+        raise UserError(f"pruning function {function!r} returned a {type(pruned).__name__}, not a torch.nn.Module; return the pruned model")
+    return fit_registry(pruned, arch, num_classes, options, f"the module {function} returned"), source_of(fn)
+
+
+def _not_called(*args, **kwargs) -> Pruned:  # the prune job calls prune_with or read_module instead
+    raise UserError("the external method prunes through --function or --pruned-module; pass one")
+
+
+register(
+    Method(
+        name="external",
+        summary="a pruning function named by import path, or a pruned module saved by other code",
+        base="plain",
+        learned=True,
+        check_setting=lambda arch, setting: None,
+        prune=_not_called,
+        external=True,
+    )
+)

@@ -1,0 +1,217 @@
+"""Your own pruning method: a function named by import path, a pruned module saved by other code,
+or a method an installed package registers; each becomes a pruned file of our ResNet-56 that
+every arm trains from. Torch-Pruning's magnitude pruning (examples/torch_pruning_resnet56.py) is
+the worked example."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import check_error_line, run_failing
+
+from prunebench import methods, models
+from prunebench.commands.cli import main
+from prunebench.models.counting import count_macs
+from prunebench.training.checkpoints import load_model, save_model
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = {"dataset": "cifar10", "arch": "resnet56", "arm": "base", "seed": 1, "method": None, "setting": None, "scale": "custom"}
+HALF = "examples.torch_pruning_resnet56:prune"
+
+
+@pytest.fixture
+def base(tmp_path, monkeypatch, randomise_bn) -> Path:
+    """A 'trained' ResNet-56 (random weights, BatchNorm statistics not the defaults) and the
+    repository as the working directory, where the example's import path resolves."""
+    monkeypatch.chdir(REPO)
+    torch.manual_seed(0)
+    path = tmp_path / "base" / "model.pt"
+    save_model(path, randomise_bn(models.build("resnet56")), "resnet56", 10, run=RUN)
+    return path
+
+
+def _prune(base: Path, out: Path, *args: str) -> list[str]:
+    return ["prune", "--model", str(base), "--out", str(out / "pruned.pt"), "--report", str(out / "prune.json"), *args]
+
+
+def test_a_torch_pruning_function_gives_a_pruned_file_every_arm_trains_from(base, tmp_path, tiny_prepared):
+    pytest.importorskip("torch_pruning", reason="the optional dependency: pip install 'prunebench[torch-pruning]'")
+    out = tmp_path / "tp"
+    main(_prune(base, out, "--function", HALF, "--with", "macs=0.5", "--setting", "tp-0.5"))
+    report = json.loads((out / "prune.json").read_text())
+    assert report["method"] == "external" and report["setting"] == "tp-0.5"
+    assert report["external"]["function"] == "examples.torch_pruning_resnet56:prune" and len(report["external"]["source_sha256"]) == 64
+    assert report["external"]["settings"] == {"macs": 0.5} and report["macs_after"] <= 0.5 * report["macs_before"]
+    pruned, meta = load_model(out / "pruned.pt")
+    assert count_macs(pruned) == report["macs_after"] and meta["cfg"] != models.default_cfg("resnet56")
+    assert all(row["after"] <= row["before"] for row in report["layers"]) and any(row["after"] < row["before"] for row in report["layers"])
+    train = ["--data", str(tiny_prepared), "--epochs", "1", "--lr", "0.01", "--batch-size", "32", "--device", "cpu", "--train-subset", "32", "--test-subset", "8"]
+    for arm in ("finetune", "scratch-e", "scratch-b"):
+        run = tmp_path / arm
+        main(["train", "--arch", "resnet56", "--arm", arm, "--method", "external", "--setting", "tp-0.5", "--init", str(out / "pruned.pt"), *train,
+              "--model-out", str(run / "model.pt"), "--metrics-out", str(run / "metrics.json"), "--eval-out", str(run / "eval.json")])  # fmt: skip
+        ev = json.loads((run / "eval.json").read_text())
+        assert ev["macs"] == report["macs_after"] and not ev["checks_failed"], (arm, ev["checks_failed"])
+
+
+def _half_inner(model):
+    """A pruning function of 'other code': half the filters of every inner conv, by prunebench's surgery."""
+    from prunebench.pruning import prune, select_filters
+
+    keep = select_filters(model, {g.name: 0.5 for g in models.cuttable_groups(model)}, "l1", 0)
+    return prune(model, "resnet56", keep, 10, **models.default_options("resnet56"))
+
+
+def test_a_saved_module_and_a_state_dict_with_its_builder_give_the_same_file(base, tmp_path):
+    model, _ = load_model(base)
+    module = _half_inner(model)
+    torch.save(module, tmp_path / "whole.pt")
+    torch.save(module.state_dict(), tmp_path / "state.pt")
+    main(_prune(base, tmp_path / "a", "--pruned-module", str(tmp_path / "whole.pt")))
+    builder = "test_external:_builder"
+    _BUILT["cfg"] = list(module.cfg)
+    main(_prune(base, tmp_path / "b", "--pruned-module", str(tmp_path / "state.pt"), "--builder", builder))
+    a, b = load_model(tmp_path / "a" / "pruned.pt")[0], load_model(tmp_path / "b" / "pruned.pt")[0]
+    assert a.cfg == b.cfg == module.cfg
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), module.state_dict().values()))
+    report = json.loads((tmp_path / "b" / "prune.json").read_text())
+    assert report["external"]["builder"] == builder and len(report["external"]["module_sha256"]) == 64
+
+
+_BUILT: dict = {}
+
+
+def _builder():
+    return models.build("resnet56", _BUILT["cfg"])
+
+
+def _vgg(model):
+    return models.build("vgg16")
+
+
+def _three(model):
+    return 3
+
+
+CASES = [
+    ("not-an-import-path", ["--function", "no_colon_here"], r"'no_colon_here' is not an import path", r"package\.module:function"),
+    ("does-not-import", ["--function", "no_such_package.mod:prune"], r"'no_such_package\.mod:prune' does not import \(ModuleNotFoundError", r"install its package or fix the path"),
+    ("no-such-function", ["--function", "test_external:nothing"], r"module test_external has no nothing", r"check the name after the colon"),
+    ("returns-no-module", ["--function", "test_external:_three"], r"returned a int, not a torch\.nn\.Module", r"return the pruned model"),
+    ("returns-another-arch", ["--function", "test_external:_vgg"], r"has no layer1\.0\.bn1\.weight, which resnet56 has; it is not a pruned resnet56", r"name the reference network"),
+    ("module-file-is-text", ["--pruned-module", "{text}"], r"pruned module \S*notes\.pt does not load", r"save it with torch\.save\(model\)"),
+    ("module-file-is-a-tensor", ["--pruned-module", "{tensor}"], r"holds a Tensor, not a torch\.nn\.Module", r"save the module itself"),
+    ("both-function-and-method", ["--function", HALF, "--method", "l1"], r"drop --method, --variant and --ratio", r"drop"),
+    ("keywords-without-function", ["--method", "l1", "--setting", "A", "--with", "macs=0.5"], r"--with goes with --function", r"--builder with --pruned-module"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_external_input_is_one_line_and_writes_nothing(case, base, tmp_path, capfd, caplog):
+    name, args, names, hint = case
+    (tmp_path / "notes.pt").write_text("my notes\n")
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    args = [a.format(text=tmp_path / "notes.pt", tensor=tmp_path / "tensor.pt") for a in args]
+    out = tmp_path / "out"
+    rc, err, logged = run_failing(main, _prune(base, out, *args), name, capfd, caplog)
+    check_error_line(rc, err, type("Case", (), {"id": name, "names": names, "hint": hint}), logged)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_installed_package_registers_a_method_through_the_entry_point_group(base, tmp_path, monkeypatch):
+    """An installed package's entry point in ``prunebench.methods`` adds its method without
+    touching this repository; the prune job fits what its function returns to the arch."""
+    mine = methods.Method(name="halfinner", summary="half of every inner conv", base="plain", learned=True,
+                          check_setting=lambda arch, s: None, prune=lambda *a: None, prune_module=lambda model, arch, setting, seed: _half_inner(model))  # fmt: skip
+    point = EntryPoint(name="halfinner", value="test_external:MINE", group="prunebench.methods")
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group=None: [point] if group == "prunebench.methods" else [])
+    monkeypatch.setitem(globals(), "MINE", mine)
+    monkeypatch.setattr(methods, "_INSTALLED", [])
+    monkeypatch.setattr(methods, "_REGISTRY", dict(methods._REGISTRY))
+    assert "halfinner" in methods.names()
+    main(_prune(base, tmp_path / "h", "--method", "halfinner", "--setting", "1"))
+    report = json.loads((tmp_path / "h" / "prune.json").read_text())
+    assert report["method"] == "halfinner" and report["external"]["function"].endswith("<lambda>")
+    assert report["cfg_after"] == [w // 2 for w in models.default_cfg("resnet56")]
+
+
+def test_the_example_study_builds_its_table_with_the_verdicts(tmp_path):
+    """examples/torch_pruning.yaml as a user runs it: `snakemake torch_pruning --configfile ...`
+    at smoke scale on a tiny image tree; the table has the fine-tuned and scratch arms and the
+    paired verdicts of every study table."""
+    pytest.importorskip("torch_pruning", reason="the optional dependency: pip install 'prunebench[torch-pruning]'")
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import yaml
+    from conftest import write_image_tree
+
+    tree, results = tmp_path / "images", tmp_path / "results"
+    write_image_tree(tree, n_train=8, n_test=4, seed=7)
+    override = {"scales": {"smoke": {"train_subset": None, "test_subset": None, "epochs": {"base": 1, "finetune": 1, "scratch-e": 1, "scratch-b": 1}}}}
+    (tmp_path / "override.yaml").write_text(yaml.safe_dump(override))
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())  # the Snakefile's configfile, in the working folder
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if k != "PRUNEBENCH_DEBUG"}
+    env |= {"PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "PYTHONPATH": str(REPO)}  # where examples/ imports from
+    cmd = [str(bin_dir / "snakemake"), "-s", str(REPO / "Snakefile"), "--cores", "2", "torch_pruning", "--configfile", str(REPO / "examples" / "torch_pruning.yaml"), str(tmp_path / "override.yaml"),
+           "--config", f"data_root={tree}", f"results={results}", "download=False", "device=cpu"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = pd.read_csv(results / "tables" / "torch_pruning.csv")
+    row = table.iloc[0]
+    assert row["model"] == "ResNet-56 (tp0.5)" and row["macs_reduction_pct"] >= 50
+    # every arm trained and entered the row (or was left out of the mean for a failed sanity check,
+    # as a one-epoch run on random images may be: its loss need not fall)
+    assert all(row[f"{arm}_n"] + row[f"{arm}_failed"] == 1 for arm in ("unpruned", "finetune", "scratch-e", "scratch-b"))
+    assert {"scratch-e_vs_ft_verdict", "scratch-b_vs_ft_verdict"} <= set(table.columns)
+    report = json.loads(next(p for p in (results / "runs").rglob("prune.json") if "tp0.5" in str(p)).read_text())
+    assert report["external"]["function"] == HALF
+
+
+def _config_with(study: dict, other: dict | None = None) -> dict:
+    import yaml
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["studies"] = {"mine": study, **({"theirs": other} if other else {})}
+    return config
+
+
+STUDY = {"method": "external", "arms": ["finetune", "scratch-e", "scratch-b"], "external": {"tp0.5": {"function": HALF, "with": {"macs": 0.5}}},
+         "models": {"cifar10": {"resnet56": ["tp0.5"]}}}  # fmt: skip
+CONFIG_CASES = [
+    ("setting-without-entry", {**STUDY, "models": {"cifar10": {"resnet56": ["tp0.7"]}}}, None, r"setting 'tp0\.7' of method external \(cifar10 resnet56\) has no entry under studies\.mine\.external"),
+    ("one-setting-two-meanings", STUDY, {**STUDY, "external": {"tp0.5": {"function": HALF, "with": {"macs": 0.7}}}}, r"studies\.theirs\.external\.tp0\.5 differs from studies\.mine\.external\.tp0\.5"),
+    ("module-file-missing", {**STUDY, "external": {"tp0.5": {"module": "nowhere/seed{seed}.pt"}}}, None, r"nowhere/seed1\.pt \(seed 1\) is not a file"),
+    ("with-on-a-module", {**STUDY, "external": {"tp0.5": {"module": "config.yaml", "with": {"macs": 0.5}}}}, None, r"with gives a function's keyword arguments"),
+    ("function-and-module", {**STUDY, "external": {"tp0.5": {"function": HALF, "module": "config.yaml"}}}, None, r"studies\.mine\.external\.tp0\.5 = .* is invalid"),
+    ("not-an-import-path", {**STUDY, "external": {"tp0.5": {"function": "a/b.py"}}}, None, r"studies\.mine\.external\.tp0\.5\.function = 'a/b\.py' is invalid"),
+    ("entries-without-the-method", {**STUDY, "method": "l1", "models": {"cifar10": {"resnet56": ["A"]}}}, None, r"does not use method external"),
+]
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_a_bad_external_study_is_refused_when_the_dag_is_built(case, monkeypatch):
+    from prunebench.core.errors import UserError
+    from prunebench.studies.config import check
+
+    monkeypatch.chdir(REPO)
+    name, study, other, message = case
+    with pytest.raises(UserError, match=message) as e:
+        check(_config_with(study, other), REPO / "workflow" / "schemas" / "config.schema.yaml")
+    assert "\n" not in str(e.value)
+
+
+def test_the_example_study_passes_the_config_check(monkeypatch):
+    import yaml
+
+    from prunebench.studies.config import check
+
+    monkeypatch.chdir(REPO)
+    check(_config_with(yaml.safe_load((REPO / "examples" / "torch_pruning.yaml").read_text())["studies"]["torch_pruning"]), REPO / "workflow" / "schemas" / "config.schema.yaml")
