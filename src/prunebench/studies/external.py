@@ -7,6 +7,7 @@ module file exists. Whether a function imports and returns a module is the prune
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -41,8 +42,6 @@ def prune_args(spec: dict, seed: int) -> str:
 
 
 def _text(value) -> str:
-    import json
-
     return value if isinstance(value, str) else json.dumps(value)
 
 

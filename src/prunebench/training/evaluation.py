@@ -20,8 +20,6 @@ from .loop import evaluate_batches
 log = logging.getLogger("prunebench")
 
 
-METRICS_KEYS = ("best_accuracy", "final_accuracy", "macs", "params", "macs_full", "params_full", "epochs")
-
 
 def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: torch.device, out: str, loader: dict | None = None) -> dict:
     """Re-evaluate a trained model on the test set (ImageNet: at the crop and resize it trained
