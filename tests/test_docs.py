@@ -90,13 +90,13 @@ def test_method_example_prunes_to_its_scratch_cfg_and_passes_the_config_check():
     from prunebench import methods, models
     from prunebench.pruning import prune as cut
     from prunebench.studies.config import check
-    method = methods.get("uniform_random")
+    method = methods.get("uniformrandom")
     model = models.build("resnet20")
     pruned = method.prune(model, "resnet20", "0.5", 3)
     small = cut(model, "resnet20", pruned.keep, 10)
     assert small.cfg == method.scratch_cfg("resnet20", "0.5") != models.default_cfg("resnet20")
     config = yaml.safe_load(open("config.yaml"))
-    config["studies"]["uniform_random"] = {"method": "uniform_random", "models": {"cifar10": {"resnet56": [0.5]}}}
+    config["studies"]["uniformrandom"] = {"method": "uniformrandom", "models": {"cifar10": {"resnet56": [0.5]}}}
     check(config, "workflow/schemas/config.schema.yaml")
     print("ok")
     """

@@ -105,7 +105,10 @@ CASES = [
     ("returns-another-arch", ["--function", "test_external:_vgg"], r"has no layer1\.0\.bn1\.weight, which resnet56 has; it is not a pruned resnet56", r"name the reference network"),
     ("module-file-is-text", ["--pruned-module", "{text}"], r"pruned module \S*notes\.pt does not load", r"save it with torch\.save\(model\)"),
     ("module-file-is-a-tensor", ["--pruned-module", "{tensor}"], r"holds a Tensor, not a torch\.nn\.Module", r"save the module itself"),
-    ("both-function-and-method", ["--function", HALF, "--method", "l1"], r"drop --method, --variant and --ratio", r"drop"),
+    ("both-function-and-method", ["--function", HALF, "--method", "l1"], r"drop --variant and --ratio, and name no other --method", r"drop"),
+    ("masked-but-fewer-channels", ["--method", "externalmasked", "--function", "test_external:_half_inner"], r"has fewer channels than resnet56", r"prune it with method external"),
+    ("masked-without-zeros", ["--method", "externalmasked", "--function", "test_external:_same"], r"has no zero conv weight and no torch\.nn\.utils\.prune mask", r"zero the pruned weights"),
+    ("masked-linear-layer", ["--method", "externalmasked", "--function", "test_external:_masked_fc"], r"masks fc\.weight, which is not a conv weight", r"remove that mask"),
     ("keywords-without-function", ["--method", "l1", "--setting", "A", "--with", "macs=0.5"], r"--with goes with --function", r"--builder with --pruned-module"),
 ]
 
@@ -120,6 +123,55 @@ def test_bad_external_input_is_one_line_and_writes_nothing(case, base, tmp_path,
     rc, err, logged = run_failing(main, _prune(base, out, *args), name, capfd, caplog)
     check_error_line(rc, err, type("Case", (), {"id": name, "names": names, "hint": hint}), logged)
     assert not out.exists() or not any(out.iterdir())
+
+
+def _same(model):
+    return model
+
+
+def _unstructured(model, amount=0.5):
+    """'Other code' pruning unstructured: torch.nn.utils.prune over every conv (its buffers kept)."""
+    from torch.nn.utils import prune as torch_prune
+
+    convs = [(m, "weight") for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    torch_prune.global_unstructured(convs, pruning_method=torch_prune.L1Unstructured, amount=amount)
+    return model
+
+
+def _masked_fc(model):
+    from torch.nn.utils import prune as torch_prune
+
+    torch_prune.l1_unstructured(_unstructured(model).fc, "weight", amount=0.5)
+    return model
+
+
+def test_a_dense_masked_module_reads_as_a_masked_model_from_its_buffers_or_its_zeros(base, tmp_path, tiny_prepared):
+    """torch.nn.utils.prune's buffers (a function's result) and plain zeros (a saved module whose
+    masks were made permanent) give the same masked file, which trains with its zeros kept."""
+    from torch.nn.utils import prune as torch_prune
+
+    from prunebench.models import masks
+
+    main(_prune(base, tmp_path / "a", "--method", "externalmasked", "--function", "test_external:_unstructured", "--setting", "u50"))
+    module = _unstructured(load_model(base)[0])
+    for m in module.modules():
+        if hasattr(m, "weight_mask"):
+            torch_prune.remove(m, "weight")
+    torch.save(module, tmp_path / "zeros.pt")
+    main(_prune(base, tmp_path / "b", "--method", "externalmasked", "--pruned-module", str(tmp_path / "zeros.pt"), "--setting", "u50"))
+    a, b = load_model(tmp_path / "a" / "pruned.pt")[0], load_model(tmp_path / "b" / "pruned.pt")[0]
+    found = masks.masks_of(a)
+    assert found.keys() == masks.conv_weights(a).keys() and all(torch.equal(found[k], v) for k, v in masks.masks_of(b).items())
+    report = json.loads((tmp_path / "a" / "prune.json").read_text())
+    assert report["method"] == "externalmasked" and report["unit"] == "conv weights"
+    assert abs(report["mask_checks"]["sparsity_after"] - 0.5) < 1e-3 and report["cfg_after"] == report["cfg_before"]
+    train = ["--data", str(tiny_prepared), "--epochs", "1", "--lr", "0.01", "--batch-size", "32", "--device", "cpu", "--train-subset", "32", "--test-subset", "8"]
+    for arm in ("finetune", "scratch-e"):
+        run = tmp_path / arm
+        main(["train", "--arch", "resnet56", "--arm", arm, "--method", "externalmasked", "--setting", "u50", "--init", str(tmp_path / "a" / "pruned.pt"), *train,
+              "--model-out", str(run / "model.pt"), "--metrics-out", str(run / "metrics.json"), "--eval-out", str(run / "eval.json")])  # fmt: skip
+        trained = load_model(run / "model.pt")[0]
+        assert all(torch.equal(found[k], v) for k, v in masks.masks_of(trained).items()) and masks.sparsity(trained)["pruned_nonzero"] == 0, arm
 
 
 def test_an_installed_package_registers_a_method_through_the_entry_point_group(base, tmp_path, monkeypatch):
@@ -192,6 +244,7 @@ CONFIG_CASES = [
     ("with-on-a-module", {**STUDY, "external": {"tp0.5": {"module": "config.yaml", "with": {"macs": 0.5}}}}, None, r"with gives a function's keyword arguments"),
     ("function-and-module", {**STUDY, "external": {"tp0.5": {"function": HALF, "module": "config.yaml"}}}, None, r"studies\.mine\.external\.tp0\.5 = .* is invalid"),
     ("not-an-import-path", {**STUDY, "external": {"tp0.5": {"function": "a/b.py"}}}, None, r"studies\.mine\.external\.tp0\.5\.function = 'a/b\.py' is invalid"),
+    ("masked-setting-without-entry", {**STUDY, "method": "externalmasked", "models": {"cifar10": {"resnet56": ["u0.5"]}}}, None, r"setting 'u0\.5' of method externalmasked \(cifar10 resnet56\) has no entry"),
     ("entries-without-the-method", {**STUDY, "method": "l1", "models": {"cifar10": {"resnet56": ["A"]}}}, None, r"does not use method external"),
 ]
 
@@ -214,4 +267,10 @@ def test_the_example_study_passes_the_config_check(monkeypatch):
     from prunebench.studies.config import check
 
     monkeypatch.chdir(REPO)
-    check(_config_with(yaml.safe_load((REPO / "examples" / "torch_pruning.yaml").read_text())["studies"]["torch_pruning"]), REPO / "workflow" / "schemas" / "config.schema.yaml")
+    studies = yaml.safe_load((REPO / "examples" / "torch_pruning.yaml").read_text())["studies"]
+    check(_config_with(studies["torch_pruning"], studies["torch_unstructured"]), REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def test_a_method_name_that_cannot_name_a_run_folder_is_refused():
+    with pytest.raises(ValueError, match=r"lower-case letters and digits only"):
+        methods.Method(name="my-method", summary="", base="plain", learned=True, check_setting=lambda a, s: None, prune=lambda *a: None)

@@ -374,13 +374,13 @@ def prune_input(wc):
 
 def external_module(wc):
     """Method external's pruned module file for this seed, where the setting names one."""
-    spec = external.specs(config).get(wc.setting) if wc.method == external.METHOD else None
+    spec = external.specs(config).get(wc.setting) if external.is_external(wc.method) else None
     return [external.module_file(spec, wc.seed)] if spec and "module" in spec else []
 
 
 def external_args(wc):
     """The prune command's options for method external (its function, or its module)."""
-    if wc.method != external.METHOD:
+    if not external.is_external(wc.method):
         return ""
     return external.prune_args(external.specs(config)[wc.setting], wc.seed)
 

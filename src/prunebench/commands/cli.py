@@ -277,7 +277,7 @@ def init(base_path: str, metrics_path: str, out: str) -> None:
 @click.option("--physical-out", type=click.Path(dir_okay=False), help="sfp: also write the physically pruned network (zeroed inner channels removed).")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), help="Prepared dataset, for criteria that rank filters by their feature maps (Li's mean_std, ...).")
 @click.option("--train-subset", type=click.IntRange(min=1), help="Use this many training images for those statistics.")
-@click.option("--function", default=None, help="Your own pruning function, package.module:function: takes the trained model (and data=, if it has that keyword) and returns the pruned one (method external).")
+@click.option("--function", default=None, help="Your own pruning function, package.module:function: takes the trained model (and data=, if it has that keyword) and returns the pruned one (method external, or externalmasked for a dense masked one).")
 @click.option("--with", "keywords", multiple=True, callback=_keywords, help="KEY=VALUE (repeatable): a keyword argument of --function (a number where it reads as one).")
 @click.option("--pruned-module", type=click.Path(dir_okay=False), help="A model pruned by other code: torch.save(model), or its state dict with --builder (method external).")
 @click.option("--builder", default=None, help="With --pruned-module holding a state dict: package.module:function returning the pruned module.")
@@ -291,9 +291,9 @@ def prune(model_path: str, method: str | None, setting: str | None, variant: str
     check_outputs(out, report_path, *([physical_out] if physical_out else []))
     external = {"function": function, "settings": keywords, "module": pruned_module, "builder": builder}
     if function is not None or pruned_module is not None:
-        if method not in (None, "external") or variant or ratio is not None:
-            raise UserError("--function and --pruned-module prune by your own method (external); drop --method, --variant and --ratio")
-        method, setting = "external", setting or "custom"
+        if method not in (None, "external", "externalmasked") or variant or ratio is not None:
+            raise UserError("--function and --pruned-module prune by your own method (external, or externalmasked for a dense masked module); drop --variant and --ratio, and name no other --method")
+        method, setting = method or "external", setting or "custom"
     elif keywords or builder:
         raise UserError("--with goes with --function, --builder with --pruned-module")
     if ratio is not None:

@@ -88,6 +88,8 @@ class Method:
     prune_module: Callable[[nn.Module, str, str, int], nn.Module] | None = None
 
     def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9]+", self.name):
+            raise ValueError(f"method {self.name!r}: a name is lower-case letters and digits only (it names run folders as METHOD-SETTING)")
         if self.base not in BASES:
             raise ValueError(f"method {self.name}: base must be one of {BASES}")
         if self.prune_from != "base" and self.prune_from not in self.arms:

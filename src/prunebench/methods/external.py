@@ -8,6 +8,10 @@ the registry builds that width list, the module's weights are loaded into it (ev
 name and shape must fit), and the two must compute the same outputs on a random batch. MACs
 and parameters are then counted by our counter, as for any pruned file. Scratch-E and Scratch-B
 train that width list from a fresh init, as for any learned architecture.
+
+``externalmasked`` reads a dense masked module instead (the full widths, pruned weights zero):
+each conv's mask is its ``torch.nn.utils.prune`` buffer ``weight_mask`` where it has one, else
+its non-zero weights, and the model is masked as unstructured magnitude pruning's is.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from torch import nn
 
 from prunebench import models
 from prunebench.core.errors import UserError
+from prunebench.models import masks
 
 from . import Method, Pruned, register
 
@@ -116,7 +121,8 @@ def fit_registry(module: nn.Module, arch: str, num_classes: int, options: dict, 
     """``arch`` at the widths ``module`` has, holding ``module``'s weights, checked to compute
     what ``module`` computes. ``source`` names the module in errors."""
     full = models.build(arch, None, num_classes, **options)
-    state = {k: v for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")}
+    # torch.nn.utils.prune's weight_orig and weight_mask read as the weight they compute
+    state = {k: v for k, v in masks.plain_state_dict(module).items() if not k.endswith("num_batches_tracked")}
     cfg = list(full.cfg)
     for g in models.cuttable_groups(full):
         key = f"{g.bn}.weight"
@@ -155,10 +161,27 @@ def _check_same_outputs(module: nn.Module, ours: nn.Module, source: str, arch: s
         raise UserError(f"{source} does not compute what {arch} at its widths computes with its weights; it is not a pruned {arch} (or its forward differs)")
 
 
-def prune_with(function: str, model: nn.Module, arch: str, num_classes: int, options: dict, settings: dict, data: Any = None) -> tuple[nn.Module, dict]:
+def dense_masks(module: nn.Module, ours: nn.Module, arch: str, source: str) -> dict[str, torch.Tensor]:
+    """The masks of a dense masked ``module`` that ``ours`` (:func:`fit_registry`'s copy) holds the
+    weights of, by conv weight name: its ``weight_mask`` buffer where it has one, else the
+    non-zero weights."""
+    if list(ours.cfg) != models.default_cfg(arch):
+        raise UserError(f"{source} has fewer channels than {arch}: method externalmasked reads the full network with zeroed weights; prune it with method external")
+    buffers = {f"{name}.weight": m.weight_mask.detach().bool().cpu() for name, m in module.named_modules() if hasattr(m, "weight_mask")}
+    convs = masks.conv_weights(ours)
+    for key in buffers:
+        if key not in convs:
+            raise UserError(f"{source} masks {key}, which is not a conv weight; prunebench masks conv weights only, as unstructured pruning in Rethinking does: remove that mask")
+    found = {key: buffers[key] if key in buffers else conv.weight.detach().cpu() != 0 for key, conv in convs.items()}
+    if all(bool(mask.all()) for mask in found.values()):
+        raise UserError(f"{source} has no zero conv weight and no torch.nn.utils.prune mask, so it is not a masked model; zero the pruned weights, or use method external for fewer channels")
+    return {key: mask.contiguous() for key, mask in found.items()}
+
+
+def prune_with(function: str, model: nn.Module, settings: dict, data: Any = None) -> tuple[nn.Module, dict]:
     """Call the pruning function ``function`` on a copy of the trained ``model`` (with ``data``
-    if it takes a ``data`` keyword, and the study's ``settings`` as keywords); our ``arch`` at
-    the widths it returns, and its provenance."""
+    if it takes a ``data`` keyword, and the study's ``settings`` as keywords); the module it
+    returns, and its provenance."""
     fn = import_object(function, "pruning function")
     if not callable(fn):
         raise UserError(f"pruning function {function!r} is not callable; name a function that takes the trained model and returns the pruned one")
@@ -168,7 +191,7 @@ def prune_with(function: str, model: nn.Module, arch: str, num_classes: int, opt
     pruned = fn(copy.deepcopy(model).eval(), **kwargs)
     if not isinstance(pruned, nn.Module):
         raise UserError(f"pruning function {function!r} returned a {type(pruned).__name__}, not a torch.nn.Module; return the pruned model")
-    return fit_registry(pruned, arch, num_classes, options, f"the module {function} returned"), source_of(fn)
+    return pruned, source_of(fn)
 
 
 def _not_called(*args, **kwargs) -> Pruned:  # the prune job calls prune_with or read_module instead
@@ -181,6 +204,18 @@ register(
         summary="a pruning function named by import path, or a pruned module saved by other code",
         base="plain",
         learned=True,
+        check_setting=lambda arch, setting: None,
+        prune=_not_called,
+        external=True,
+    )
+)
+register(
+    Method(
+        name="externalmasked",
+        summary="as external, for a dense masked module: zeroed conv weights or torch.nn.utils.prune masks",
+        base="plain",
+        learned=True,  # the scratch arms need the pruned file: its masks
+        masked=True,
         check_setting=lambda arch, setting: None,
         prune=_not_called,
         external=True,

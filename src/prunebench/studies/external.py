@@ -1,4 +1,5 @@
-"""A study of your own pruning method (``method: external``): its ``external`` block names, per
+"""A study of your own pruning method (``method: external``, or ``externalmasked`` for a dense
+masked module): its ``external`` block names, per
 setting, how the method prunes: a ``function`` by import path (called on each seed's trained
 base, with the keyword arguments under ``with``), or a pruned ``module`` file made by other code
 (``{seed}`` in its path names one file per seed; a state dict needs its ``builder``). Checked when
@@ -11,11 +12,15 @@ import json
 import shlex
 from pathlib import Path
 
+from prunebench import methods
 from prunebench.core.errors import UserError
 
 from .study import study_methods
 
-METHOD = "external"
+
+def is_external(method: str) -> bool:
+    """Whether ``method`` prunes by a study's ``external`` entry (external, externalmasked)."""
+    return methods.get(method).external
 
 
 def specs(config: dict) -> dict[str, dict]:
@@ -51,14 +56,15 @@ def check(config: dict) -> None:
         where = f"studies.{name}"
         seeds = config["scales"][config["scale"]]["seeds"][: study.get("max_seeds")]
         entries = study.get("external", {})
-        used = study_methods(study).get(METHOD, {}) if "analyses" not in study else {}
+        used = {m: models for m, models in study_methods(study).items() if is_external(m)} if "analyses" not in study else {}
         if entries and not used:
             raise UserError(f"config: {where}.external names how method external prunes, but the study does not use method external; drop it or set method: external")
-        for dataset, archs in used.items():
-            for arch, settings in archs.items():
-                for s in settings:
-                    if str(s) not in entries:
-                        raise UserError(f"config: {where}: setting {s!r} of method external ({dataset} {arch}) has no entry under {where}.external; add one with a function or a module")
+        for method, datasets in used.items():
+            for dataset, archs in datasets.items():
+                for arch, settings in archs.items():
+                    for s in settings:
+                        if str(s) not in entries:
+                            raise UserError(f"config: {where}: setting {s!r} of method {method} ({dataset} {arch}) has no entry under {where}.external; add one with a function or a module")
         for setting, spec in entries.items():
             here = f"{where}.external.{setting}"
             if setting in seen and seen[setting][1] != spec:

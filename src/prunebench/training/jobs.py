@@ -49,9 +49,8 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
 
         evidence["activations"] = activation_stats(model, meta, Data(data_path, train_subset, None), torch.device("cpu"))
     if method.external or method.prune_module is not None:
-        small, notes = _external(method, external or {}, model, arch, setting, seed, num_classes, options, data_path, train_subset)
-        pruned, kept = methods.Pruned({}, {}, notes), None
-        layers = width_layers(models.build(arch, None, num_classes, **options), small)
+        small, pruned, layers = _external(method, external or {}, model, arch, setting, seed, num_classes, options, data_path, train_subset)
+        kept = None
     elif method.masked:
         pruned = method.prune(model, arch, setting, seed, **evidence)
         small, kept, layers = masks.apply(masks.clone(model), pruned.masks), None, mask_layers(model, pruned)
@@ -106,23 +105,28 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
 
 
 def _external(method, spec: dict, model, arch: str, setting: str, seed: int, num_classes: int, options: dict, data_path, train_subset) -> tuple:
-    """The pruned network of an external method, fitted to ``arch``, and what prune.json records
-    of where it came from."""
+    """The pruned network of an external method fitted to ``arch`` (masked, for a masked one),
+    its Pruned (prune.json's notes of where it came from) and its per-layer rows."""
     from prunebench.methods import external as ext
 
-    if method.prune_module is not None:
-        module = method.prune_module(model, arch, setting, seed)
-        return ext.fit_registry(module, arch, num_classes, options, f"the module {method.name} returned"), {"external": ext.source_of(method.prune_module)}
     function, module_file = spec.get("function"), spec.get("module")
-    if (function is None) == (module_file is None):
-        raise UserError("the external method prunes by a function (--function) or a pruned module (--pruned-module); pass one of them")
-    if module_file is not None:
-        module = ext.read_module(module_file, spec.get("builder"))
+    if method.prune_module is not None:
+        module, source, notes = method.prune_module(model, arch, setting, seed), f"the module {method.name} returned", {"external": ext.source_of(method.prune_module)}
+    elif (function is None) == (module_file is None):
+        raise UserError(f"the {method.name} method prunes by a function (--function) or a pruned module (--pruned-module); pass one of them")
+    elif module_file is not None:
+        module, source = ext.read_module(module_file, spec.get("builder")), f"pruned module {module_file}"
         notes = {"external": {"module": module_file, "module_sha256": sha256(module_file), "builder": spec.get("builder")}}
-        return ext.fit_registry(module, arch, num_classes, options, f"pruned module {module_file}"), notes
-    data = Data(data_path, train_subset, None) if data_path is not None else None
-    small, source = ext.prune_with(function, model, arch, num_classes, options, spec.get("settings") or {}, data)
-    return small, {"external": {**source, "settings": spec.get("settings") or {}}}
+    else:
+        data = Data(data_path, train_subset, None) if data_path is not None else None
+        module, found = ext.prune_with(function, model, spec.get("settings") or {}, data)
+        source, notes = f"the module {function} returned", {"external": {**found, "settings": spec.get("settings") or {}}}
+    small = ext.fit_registry(module, arch, num_classes, options, source)
+    if not method.masked:
+        return small, methods.Pruned({}, {}, notes), width_layers(models.build(arch, None, num_classes, **options), small)
+    found = ext.dense_masks(module, small, arch, source)
+    pruned = methods.Pruned({}, masks.pruned_ratios(found), notes, masks=found)
+    return masks.apply(small, found), pruned, mask_layers(model, pruned)
 
 
 def init_run(base_path: str, metrics_path: str, out: str) -> dict:
