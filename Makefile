@@ -43,8 +43,9 @@ run: setup
 	snakemake --report results/report.html --config data_root=$(STANDIN_ROOT) $(SNAKEMAKE_ARGS)
 endif
 
+# one test process per core; a file's module fixtures may run once in each
 test: setup
-	python -m pytest -q
+	python -m pytest -q -n auto --dist worksteal
 
 lint: setup
 	snakemake --lint
