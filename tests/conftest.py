@@ -219,3 +219,24 @@ def sigterm_guard():
     old = signal.signal(signal.SIGTERM, lambda s, f: stray.append(s))
     yield stray
     signal.signal(signal.SIGTERM, old)
+
+
+def run_example_study(tmp_path: Path, target: str, configfile: str) -> Path:
+    """Run an example study as a user does (``snakemake TARGET --configfile examples/...``) from
+    ``tmp_path``, at smoke scale on a tiny image tree, one epoch an arm; the results folder."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    tree, results = tmp_path / "images", tmp_path / "results"
+    write_image_tree(tree, n_train=8, n_test=4, seed=7)
+    override = {"scales": {"smoke": {"train_subset": None, "test_subset": None, "epochs": {"base": 1, "finetune": 1, "scratch-e": 1, "scratch-b": 1}}}}
+    (tmp_path / "override.yaml").write_text(yaml.safe_dump(override))
+    (tmp_path / "config.yaml").write_text((repo / "config.yaml").read_text())  # the Snakefile's configfile, in the working folder
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if k != "PRUNEBENCH_DEBUG"}
+    env |= {"PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "PYTHONPATH": str(repo)}  # where examples/ imports from
+    cmd = [str(bin_dir / "snakemake"), "-s", str(repo / "Snakefile"), "--cores", "2", target, "--configfile", str(repo / "examples" / configfile), str(tmp_path / "override.yaml"),
+           "--config", f"data_root={tree}", f"results={results}", "download=False", "device=cpu"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return results

@@ -102,14 +102,14 @@ CASES = [
     ("does-not-import", ["--function", "no_such_package.mod:prune"], r"'no_such_package\.mod:prune' does not import \(ModuleNotFoundError", r"install its package or fix the path"),
     ("no-such-function", ["--function", "test_external:nothing"], r"module test_external has no nothing", r"check the name after the colon"),
     ("returns-no-module", ["--function", "test_external:_three"], r"returned a int, not a torch\.nn\.Module", r"return the pruned model"),
-    ("returns-another-arch", ["--function", "test_external:_vgg"], r"has no layer1\.0\.bn1\.weight, which resnet56 has; it is not a pruned resnet56", r"name the reference network"),
+    ("returns-another-arch", ["--function", "test_external:_vgg"], r"has no layer1\.0\.bn1\.weight, which resnet56 has; it is not a pruned resnet56", r"pass --pruned-module with --reference"),
     ("module-file-is-text", ["--pruned-module", "{text}"], r"pruned module \S*notes\.pt does not load", r"save it with torch\.save\(model\)"),
     ("module-file-is-a-tensor", ["--pruned-module", "{tensor}"], r"holds a Tensor, not a torch\.nn\.Module", r"save the module itself"),
     ("both-function-and-method", ["--function", HALF, "--method", "l1"], r"drop --variant and --ratio, and name no other --method", r"drop"),
     ("masked-but-fewer-channels", ["--method", "externalmasked", "--function", "test_external:_half_inner"], r"has fewer channels than resnet56", r"prune it with method external"),
     ("masked-without-zeros", ["--method", "externalmasked", "--function", "test_external:_same"], r"has no zero conv weight and no torch\.nn\.utils\.prune mask", r"zero the pruned weights"),
     ("masked-linear-layer", ["--method", "externalmasked", "--function", "test_external:_masked_fc"], r"masks fc\.weight, which is not a conv weight", r"remove that mask"),
-    ("keywords-without-function", ["--method", "l1", "--setting", "A", "--with", "macs=0.5"], r"--with goes with --function", r"--builder with --pruned-module"),
+    ("keywords-without-function", ["--method", "l1", "--setting", "A", "--with", "macs=0.5"], r"--with goes with --function", r"--builder and --reference with --pruned-module"),
 ]
 
 
@@ -196,26 +196,10 @@ def test_the_example_study_builds_its_table_with_the_verdicts(tmp_path):
     at smoke scale on a tiny image tree; the table has the fine-tuned and scratch arms and the
     paired verdicts of every study table."""
     pytest.importorskip("torch_pruning", reason="the optional dependency: pip install 'prunebench[torch-pruning]'")
-    import os
-    import subprocess
-    import sys
-
     import pandas as pd
-    import yaml
-    from conftest import write_image_tree
+    from conftest import run_example_study
 
-    tree, results = tmp_path / "images", tmp_path / "results"
-    write_image_tree(tree, n_train=8, n_test=4, seed=7)
-    override = {"scales": {"smoke": {"train_subset": None, "test_subset": None, "epochs": {"base": 1, "finetune": 1, "scratch-e": 1, "scratch-b": 1}}}}
-    (tmp_path / "override.yaml").write_text(yaml.safe_dump(override))
-    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())  # the Snakefile's configfile, in the working folder
-    bin_dir = Path(sys.executable).parent
-    env = {k: v for k, v in os.environ.items() if k != "PRUNEBENCH_DEBUG"}
-    env |= {"PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "PYTHONPATH": str(REPO)}  # where examples/ imports from
-    cmd = [str(bin_dir / "snakemake"), "-s", str(REPO / "Snakefile"), "--cores", "2", "torch_pruning", "--configfile", str(REPO / "examples" / "torch_pruning.yaml"), str(tmp_path / "override.yaml"),
-           "--config", f"data_root={tree}", f"results={results}", "download=False", "device=cpu"]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = run_example_study(tmp_path, "torch_pruning", "torch_pruning.yaml")
     table = pd.read_csv(results / "tables" / "torch_pruning.csv")
     row = table.iloc[0]
     assert row["model"] == "ResNet-56 (tp0.5)" and row["macs_reduction_pct"] >= 50
@@ -245,6 +229,7 @@ CONFIG_CASES = [
     ("function-and-module", {**STUDY, "external": {"tp0.5": {"function": HALF, "module": "config.yaml"}}}, None, r"studies\.mine\.external\.tp0\.5 = .* is invalid"),
     ("not-an-import-path", {**STUDY, "external": {"tp0.5": {"function": "a/b.py"}}}, None, r"studies\.mine\.external\.tp0\.5\.function = 'a/b\.py' is invalid"),
     ("masked-setting-without-entry", {**STUDY, "method": "externalmasked", "models": {"cifar10": {"resnet56": ["u0.5"]}}}, None, r"setting 'u0\.5' of method externalmasked \(cifar10 resnet56\) has no entry"),
+    ("reference-on-a-function", {**STUDY, "external": {"tp0.5": {"function": HALF, "reference": "examples.foreign_network:full"}}}, None, r"reference names the full network a module file was pruned from; it goes with module"),
     ("entries-without-the-method", {**STUDY, "method": "l1", "models": {"cifar10": {"resnet56": ["A"]}}}, None, r"does not use method external"),
 ]
 
@@ -274,3 +259,10 @@ def test_the_example_study_passes_the_config_check(monkeypatch):
 def test_a_method_name_that_cannot_name_a_run_folder_is_refused():
     with pytest.raises(ValueError, match=r"lower-case letters and digits only"):
         methods.Method(name="my-method", summary="", base="plain", learned=True, check_setting=lambda a, s: None, prune=lambda *a: None)
+
+
+def test_a_module_entry_gives_the_prune_command_its_file_builder_and_reference():
+    from prunebench.studies.external import prune_args
+
+    spec = {"module": "pruned/seed{seed}.pt", "builder": "my.nets:small", "reference": "my.nets:full"}
+    assert prune_args(spec, 2) == "--pruned-module pruned/seed2.pt --builder my.nets:small --reference my.nets:full"

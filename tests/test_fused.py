@@ -1,6 +1,7 @@
 """Fused runs (training/fused.py): K runs that differ only in their seed, trained as one network,
 must end as the K runs trained alone for every kind of run: a full ResNet, a pruned ResNet-56-B,
-a masked VGG whose masks differ per copy, a slimming base with its penalty, an SFP run.
+a masked VGG whose masks differ per copy, a slimming base with its penalty, an SFP run, another
+network's module.
 
 Grouped kernels sum in another order than a run's own, so the two differ by rounding, and SGD
 from a random init amplifies rounding step by step (in float32, 1e-7 after one step, a few 1e-3
@@ -57,6 +58,10 @@ def build(kind: str, seed: int):
         return models.build("resnet20")
     if kind == "resnet56-B":
         return models.build("resnet56", methods.get("l1").scratch_cfg("resnet56", "B"))
+    if kind == "foreign":  # another network's module, trained as it is
+        from examples.foreign_network import PlainNet
+
+        return PlainNet((8, 16, 16))
     model = models.build("vgg16", SMALL_VGG)
     if kind == "masked":
         masks.apply(model, masks.magnitude_masks(model, 0.5))  # each seed's own weights: its own masks
@@ -69,6 +74,7 @@ CASES = {
     "masked-vgg": ("masked", {}),
     "slimming-base": ("vgg", {"sparsity": 1e-3}),
     "sfp": ("resnet", {"soft_keep": 0.7}),
+    "foreign-module": ("foreign", {}),
 }
 
 

@@ -281,21 +281,24 @@ def init(base_path: str, metrics_path: str, out: str) -> None:
 @click.option("--with", "keywords", multiple=True, callback=_keywords, help="KEY=VALUE (repeatable): a keyword argument of --function (a number where it reads as one).")
 @click.option("--pruned-module", type=click.Path(dir_okay=False), help="A model pruned by other code: torch.save(model), or its state dict with --builder (method external).")
 @click.option("--builder", default=None, help="With --pruned-module holding a state dict: package.module:function returning the pruned module.")
+@click.option("--reference", default=None, help="With --pruned-module not pruned from our registry's network: package.module:function returning the full network it was pruned from (trained as it is).")
 def prune(model_path: str, method: str | None, setting: str | None, variant: str | None, criterion: str | None, ratio: float | None, seed: int, out: str, report_path: str, physical_out: str | None, data_path: str | None, train_subset: int | None,
-          function: str | None, keywords: dict, pruned_module: str | None, builder: str | None) -> None:  # fmt: skip
+          function: str | None, keywords: dict, pruned_module: str | None, builder: str | None, reference: str | None) -> None:  # fmt: skip
     """Prune a trained full model by --method at --setting (Li's variants rank filters by their
     criterion; slimming thresholds BatchNorm scales globally), or by your own --function or
     --pruned-module, and save the smaller network."""
     from prunebench.training.jobs import prune_run
 
     check_outputs(out, report_path, *([physical_out] if physical_out else []))
-    external = {"function": function, "settings": keywords, "module": pruned_module, "builder": builder}
+    external = {"function": function, "settings": keywords, "module": pruned_module, "builder": builder, "reference": reference}
     if function is not None or pruned_module is not None:
         if method not in (None, "external", "externalmasked") or variant or ratio is not None:
             raise UserError("--function and --pruned-module prune by your own method (external, or externalmasked for a dense masked module); drop --variant and --ratio, and name no other --method")
         method, setting = method or "external", setting or "custom"
-    elif keywords or builder:
-        raise UserError("--with goes with --function, --builder with --pruned-module")
+    elif keywords or builder or reference:
+        raise UserError("--with goes with --function, --builder and --reference with --pruned-module")
+    if function is not None and reference is not None:
+        raise UserError("--reference goes with --pruned-module: save the module your function returns with torch.save(model) and pass that file")
     if ratio is not None:
         if method or setting or variant:
             raise UserError("give one of --ratio, --variant, or --method with --setting")

@@ -9,6 +9,9 @@ name and shape must fit), and the two must compute the same outputs on a random 
 and parameters are then counted by our counter, as for any pruned file. Scratch-E and Scratch-B
 train that width list from a fresh init, as for any learned architecture.
 
+A module of another network is kept as it is instead, given as a file with the ``reference``
+network it was pruned from (:mod:`prunebench.models.foreign`; the prune job's ``_foreign``).
+
 ``externalmasked`` reads a dense masked module instead (the full widths, pruned weights zero):
 each conv's mask is its ``torch.nn.utils.prune`` buffer ``weight_mask`` where it has one, else
 its non-zero weights, and the model is masked as unstructured magnitude pruning's is.
@@ -17,14 +20,8 @@ its non-zero weights, and the model is masked as unstructured magnitude pruning'
 from __future__ import annotations
 
 import copy
-import hashlib
-import importlib
 import inspect
 import os
-import re
-import sys
-import warnings
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,30 +29,14 @@ from torch import nn
 
 from prunebench import models
 from prunebench.core.errors import UserError
+from prunebench.core.io import sha256
 from prunebench.models import masks
+from prunebench.models.foreign import first_line, import_object
 
 from . import Method, Pruned, register
 
-IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
-
-
-def import_object(path: str, what: str) -> Any:
-    """The object ``package.module:name`` names (an installed package, or a module in the working
-    folder); a one-line UserError if it does not import."""
-    if not IMPORT_PATH.fullmatch(path or ""):
-        raise UserError(f"{what} {path!r} is not an import path; write it as package.module:function")
-    module_name, _, attr = path.partition(":")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())  # a module of the user's own, beside where they run, as python -m finds it
-    try:
-        obj = importlib.import_module(module_name)
-    except Exception as e:  # its own code may raise anything while importing
-        raise UserError(f"{what} {path!r} does not import ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); install its package or fix the path") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UserError(f"{what} {path!r}: module {module_name} has no {attr}; check the name after the colon")
-        obj = getattr(obj, part)
-    return obj
+# A module of another network trains as it is, from a file, with the network it was pruned from.
+OTHER_NETWORK = "if it is pruned from another network, save it as a file and pass --pruned-module with --reference"
 
 
 def source_of(obj: Any) -> dict:
@@ -65,56 +46,8 @@ def source_of(obj: Any) -> dict:
         path = inspect.getsourcefile(obj)
     except TypeError:
         path = None
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if path and os.path.isfile(path) else None
+    digest = sha256(path) if path and os.path.isfile(path) else None
     return {"function": name, "source": path, "source_sha256": digest}
-
-
-def read_module(path: str, builder: str | None = None) -> nn.Module:
-    """A pruned module from a file: a whole ``nn.Module`` saved with ``torch.save`` (its classes
-    must import here), or a state dict given to the module ``builder`` returns."""
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"pruned module {path} does not exist; check the path")
-    if builder is not None:
-        module = _built(builder)
-        try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise UserError(f"pruned module {path} is not a torch state dict ({type(e).__name__}); save it with torch.save(model.state_dict(), ...)") from None
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
-        if not isinstance(state, dict):
-            raise UserError(f"pruned module {path} holds a {type(state).__name__}, not a state dict; save it with torch.save(model.state_dict(), ...)")
-        try:
-            module.load_state_dict(state)
-        except RuntimeError as e:
-            raise UserError(f"pruned module {path} does not fit the module {builder} builds ({_first_line(e)}); pass the builder of the pruned network") from None
-        return module
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # A whole module is a pickle of its classes: loading it runs the code they name, so
-            # only a file the user made is read this way (the study names it).
-            module = torch.load(file, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise UserError(f"pruned module {path} does not load ({type(e).__name__}: {_first_line(e)}); save it with torch.save(model), or pass a state dict with --builder") from None
-    if not isinstance(module, nn.Module):
-        raise UserError(f"pruned module {path} holds a {type(module).__name__}, not a torch.nn.Module; save the module itself, or its state dict with --builder")
-    return module
-
-
-def _built(builder: str) -> nn.Module:
-    make = import_object(builder, "builder")
-    if not callable(make):
-        raise UserError(f"builder {builder!r} is not a function; name one that returns the pruned module")
-    module = make()
-    if not isinstance(module, nn.Module):
-        raise UserError(f"builder {builder!r} returned a {type(module).__name__}, not a torch.nn.Module")
-    return module
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:160] if text else type(e).__name__
 
 
 def fit_registry(module: nn.Module, arch: str, num_classes: int, options: dict, source: str) -> nn.Module:
@@ -127,18 +60,18 @@ def fit_registry(module: nn.Module, arch: str, num_classes: int, options: dict, 
     for g in models.cuttable_groups(full):
         key = f"{g.bn}.weight"
         if key not in state:
-            raise UserError(f"{source} has no {key}, which {arch} has; it is not a pruned {arch}: name the reference network it was pruned from")
+            raise UserError(f"{source} has no {key}, which {arch} has; it is not a pruned {arch}: {OTHER_NETWORK}")
         cfg[g.cfg_index] = int(state[key].shape[0])
     try:
         ours = models.build(arch, cfg, num_classes, **options)
     except (ValueError, RuntimeError, IndexError) as e:
-        raise UserError(f"{source}: its widths {cfg} do not build a {arch} ({_first_line(e)}); name the reference network it was pruned from") from None
+        raise UserError(f"{source}: its widths {cfg} do not build a {arch} ({first_line(e)}); {OTHER_NETWORK}") from None
     want = {k: v for k, v in ours.state_dict().items() if not k.endswith("num_batches_tracked")}
     missing = [k for k in want if k not in state]
     extra = [k for k in state if k not in want]
     if missing or extra:
         what = f"lacks {missing[0]}" if missing else f"has {extra[0]}, which {arch} has not"
-        raise UserError(f"{source} {what}; it is not a pruned {arch}: name the reference network it was pruned from")
+        raise UserError(f"{source} {what}; it is not a pruned {arch}: {OTHER_NETWORK}")
     for k, v in want.items():
         if tuple(state[k].shape) != tuple(v.shape):
             raise UserError(f"{source}: {k} has shape {tuple(state[k].shape)} where {arch} at its widths has {tuple(v.shape)}; it is not a pruned {arch}")
@@ -155,7 +88,7 @@ def _check_same_outputs(module: nn.Module, ours: nn.Module, source: str, arch: s
         try:
             theirs = module(x)
         except Exception as e:
-            raise UserError(f"{source} fails on a {size}x{size} batch ({type(e).__name__}: {_first_line(e)}); give the module as trained") from None
+            raise UserError(f"{source} fails on a {size}x{size} batch ({type(e).__name__}: {first_line(e)}); give the module as trained") from None
         mine = ours(x)
     if not isinstance(theirs, torch.Tensor) or theirs.shape != mine.shape or not torch.allclose(theirs, mine, rtol=1e-4, atol=1e-4):
         raise UserError(f"{source} does not compute what {arch} at its widths computes with its weights; it is not a pruned {arch} (or its forward differs)")

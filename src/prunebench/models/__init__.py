@@ -20,7 +20,8 @@ regression folders'), ``vgg16_nobn`` (ThiNet's and regression pruning's VGG-16),
 (SSS's MXNet ResNet-50). The published pruned ones are cfgs of these: :mod:`.published`.
 
 Beside the architectures: :mod:`.masks` (a masked model: the full architecture with a 0/1 mask per
-pruned weight) and :mod:`.counting` (MACs and parameters, masks taken into account). Adding a
+pruned weight), :mod:`.foreign` (another network's pruned module, held by the file that rebuilds
+it) and :mod:`.counting` (MACs and parameters, masks taken into account). Adding a
 model is a module here built from an explicit width list, registered in ``ARCHS``, with its
 channel groups (:mod:`.groups`) so pruning can cut it. Imports only :mod:`prunebench.core`.
 """

@@ -31,6 +31,7 @@ def check_source(source: str) -> str:
 def reference_init(model: nn.Module, bn_gamma: float, linear: float | str | None, conv_fan: str = "out") -> None:
     if conv_fan not in CONV_FANS:
         raise ValueError(f"conv_fan must be one of {CONV_FANS}, got {conv_fan!r}")
+    model.init_rule = {"bn_gamma": bn_gamma, "linear": linear, "conv_fan": conv_fan}  # to draw a foreign module alike
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             channels = m.out_channels if conv_fan == "out" else m.in_channels

@@ -4,7 +4,8 @@ the paper's numbers.
 One row per pruned model (dataset, arch, setting), where the setting is Li's variant letter
 ("A") for the L1 study or a global prune ratio ("0.7") for slimming. The unpruned column comes
 from the ``base`` runs of the same (dataset, arch), so every setting of an arch shares it, as in
-the papers.
+the papers; a row of another network's pruned module (its evals name their ``reference``) has
+none, since that base is not what the module was pruned from, and is named by its reference.
 """
 
 from __future__ import annotations
@@ -125,9 +126,10 @@ def _records(evals: list[dict], metric: str) -> pd.DataFrame:
                 "standin": bool(ev.get("standin", False)),
                 "model_file": str(ev.get("model", "")),
                 "failed": stats.failed_checks(ev),
+                "reference": ev.get("reference"),
             }
         )
-    cols = ["dataset", "arch", "method", "setting", "arm", "seed", "acc", "macs", "params", "macs_full", "params_full", "standin", "model_file", "failed"]
+    cols = ["dataset", "arch", "method", "setting", "arm", "seed", "acc", "macs", "params", "macs_full", "params_full", "standin", "model_file", "failed", "reference"]
     df = pd.DataFrame(rows, columns=cols)
     dup = df[df.duplicated(["dataset", "arch", "setting", "arm", "seed"], keep=False)]
     if len(dup):
@@ -173,12 +175,15 @@ def build_table(evals: list[dict], study: str, metric: str = "best", paper: pd.D
     for dataset, arch, setting in keys:
         mine = runs[(runs["dataset"] == dataset) & (runs["arch"] == arch)]
         mine = mine[(mine["setting"] == setting) | (mine["arm"] == "unpruned")]
+        reference = next((r for r in mine["reference"] if isinstance(r, str)), None)
+        if reference is not None:  # another network's module: the study's base is not what it was pruned from
+            mine = mine[mine["arm"] != "unpruned"]
         # The pruned arms of one seed share one architecture: one size per seed, averaged (a failed check does not change it).
         size = mine[mine["arm"] != "unpruned"].drop_duplicates("seed")[["macs", "params", "macs_full", "params_full"]].mean()
         bad = mine[mine["failed"] != ""]
         mine, left = stats.split_failed(mine, lambda r: ARM_LABELS[r["arm"]])
         row = {
-            "study": study, "model": display_name(arch, setting, methods[0] if methods else None), "dataset": dataset, "arch": arch, "setting": setting,
+            "study": study, "model": f"{reference} ({setting})" if reference else display_name(arch, setting, methods[0] if methods else None), "dataset": dataset, "arch": arch, "setting": setting,
             "metric": metric, "seeds": mine["seed"].nunique(),
         }
         for arm in ARMS:

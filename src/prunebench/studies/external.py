@@ -1,10 +1,11 @@
 """A study of your own pruning method (``method: external``, or ``externalmasked`` for a dense
-masked module): its ``external`` block names, per
-setting, how the method prunes: a ``function`` by import path (called on each seed's trained
-base, with the keyword arguments under ``with``), or a pruned ``module`` file made by other code
-(``{seed}`` in its path names one file per seed; a state dict needs its ``builder``). Checked when
-the DAG is built: every setting has an entry, a setting means the same in every study, and each
-module file exists. Whether a function imports and returns a module is the prune job's check."""
+masked module): its ``external`` block names, per setting, how the method prunes: a ``function``
+by import path (called on each seed's trained base, with the keyword arguments under ``with``),
+or a pruned ``module`` file made by other code (``{seed}`` in its path names one file per seed;
+a state dict needs its ``builder``; a module not pruned from the study's arch names its
+``reference`` network and trains as it is). Checked when the DAG is built: every setting has an
+entry, a setting means the same in every study, and each module file exists. Whether a function
+imports and returns a module is the prune job's check."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def prune_args(spec: dict, seed: int) -> str:
         for key, value in spec.get("with", {}).items():
             args += ["--with", f"{key}={_text(value)}"]
     else:
-        args = ["--pruned-module", module_file(spec, seed)] + (["--builder", spec["builder"]] if "builder" in spec else [])
+        args = ["--pruned-module", module_file(spec, seed)] + [a for key in ("builder", "reference") if key in spec for a in (f"--{key}", spec[key])]
     return " ".join(shlex.quote(a) for a in args)
 
 
@@ -72,8 +73,9 @@ def check(config: dict) -> None:
             seen[setting] = (here, spec)
             if "with" in spec and "function" not in spec:
                 raise UserError(f"config: {here}: with gives a function's keyword arguments; it goes with function, not module")
-            if "builder" in spec and "module" not in spec:
-                raise UserError(f"config: {here}: builder rebuilds a module from a state dict file; it goes with module, not function")
+            for key, what in (("builder", "rebuilds a module from a state dict file"), ("reference", "names the full network a module file was pruned from")):
+                if key in spec and "module" not in spec:
+                    raise UserError(f"config: {here}: {key} {what}; it goes with module, not function")
             if "module" in spec:
                 for seed in seeds:
                     path = module_file(spec, seed)

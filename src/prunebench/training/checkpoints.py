@@ -18,7 +18,7 @@ from prunebench.core.errors import UserError
 from prunebench.core.forms import validate
 from prunebench.core.forms.tensors import ModelFile
 from prunebench.core.io import load_torch, save_torch
-from prunebench.models import masks
+from prunebench.models import foreign, masks
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, arch: str, num_classes: int, options: dict | None = None, **meta: Any) -> None:
@@ -26,6 +26,8 @@ def save_model(path: str | os.PathLike, model: nn.Module, arch: str, num_classes
     blob = {"arch": arch, "cfg": list(model.cfg), "num_classes": num_classes, "options": dict(options or {}), "state_dict": state}
     if masks.is_masked(model):
         blob["masks"] = masks.masks_of(model)
+    if foreign.recipe_of(model) is not None:
+        blob["module"] = foreign.recipe_of(model)
     save_torch(path, validate(ModelFile, {**blob, **meta}, f"{path} (being written)"))
 
 
@@ -38,6 +40,8 @@ def load_model(path: str | os.PathLike, expect_arch: str | None = None) -> tuple
         options = models.check_options(arch, blob.get("options", {}))
     except UserError as e:
         raise UserError(f"{path}: {e}; the file is damaged or from another version, rerun its step") from None
+    if blob.get("module") is not None:
+        return _load_foreign(path, blob, options)
     try:
         model = models.build(arch, blob["cfg"], blob["num_classes"], **options)
     except (ValueError, TypeError, RuntimeError, IndexError) as e:
@@ -55,6 +59,24 @@ def load_model(path: str | os.PathLike, expect_arch: str | None = None) -> tuple
         except UserError as e:
             raise UserError(f"{path}: {e}") from None
     return model, {**{k: v for k, v in blob.items() if k not in ("state_dict", "masks")}, "options": options}
+
+
+def _load_foreign(path, blob: dict, options: dict) -> tuple[nn.Module, dict]:
+    """A foreign network's model file: its structure rebuilt from the user's file, its weights."""
+    recipe = blob["module"]
+    model = foreign.adopt(foreign.rebuild(recipe, str(path)), recipe, family_model(blob["arch"], blob["num_classes"], options))
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError:
+        raise UserError(f"{path}: weights do not fit the module {recipe['file']} rebuilds; the file is damaged or edited, rerun its step") from None
+    if blob.get("masks") is not None:
+        raise UserError(f"{path}: a foreign module with masks; prunebench masks only its own networks, rerun its step")
+    return model, {**{k: v for k, v in blob.items() if k not in ("state_dict", "masks")}, "options": options}
+
+
+def family_model(arch: str, num_classes: int, options: dict) -> nn.Module:
+    """The full registry network of a family: its init rule and image size for a foreign module."""
+    return models.build(arch, None, num_classes, **options)
 
 
 def weights_sha256(model: nn.Module) -> str:

@@ -47,6 +47,7 @@ def evaluate_run(model_path: str, metrics_path: str, data_path: str, test_subset
         "model": model_path,
         "model_sha256": sha256(model_path),
         "metrics": metrics_path,
+        **({"reference": meta["module"]["reference"]} if meta.get("module") else {}),  # another network's module
         "provenance": provenance(),
     }
     write_form(out, Eval, result)

@@ -13,10 +13,10 @@ from prunebench.core.forms import Metrics, PruneReport, read_form, write_form
 from prunebench.core.io import sha256, write_together
 from prunebench.core.provenance import provenance
 from prunebench.data.cifar import Data
-from prunebench.models import masks
+from prunebench.models import foreign, masks
 from prunebench.models.counting import count_macs, count_params
 
-from .checkpoints import load_model, save_model, weights_sha256
+from .checkpoints import family_model, load_model, save_model, weights_sha256
 from .checks import kernel_patterns, mask_checks, mask_layers, physical_checks, width_layers
 from .runs import RunSpec, starting_model
 
@@ -48,8 +48,9 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
         from prunebench.pruning.activations import activation_stats
 
         evidence["activations"] = activation_stats(model, meta, Data(data_path, train_subset, None), torch.device("cpu"))
+    before = model  # the network the counts before pruning are of
     if method.external or method.prune_module is not None:
-        small, pruned, layers = _external(method, external or {}, model, arch, setting, seed, num_classes, options, data_path, train_subset)
+        small, pruned, layers, before = _external(method, external or {}, model, arch, setting, seed, num_classes, options, data_path, train_subset)
         kept = None
     elif method.masked:
         pruned = method.prune(model, arch, setting, seed, **evidence)
@@ -72,11 +73,11 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
         "options": options,
         "trained_lr": (meta.get("hparams") or {}).get("schedule", {}).get("lr"),  # the pruned model's initial LR
         "standin": bool(meta.get("standin", False)),
-        "cfg_before": list(meta["cfg"]),
+        "cfg_before": list(before.cfg),
         "cfg_after": list(small.cfg),
-        "macs_before": count_macs(model),
+        "macs_before": count_macs(before),
         "macs_after": count_macs(small),
-        "params_before": count_params(model),
+        "params_before": count_params(before),
         "params_after": count_params(small),
         **pruned.notes,
         "layers": layers,
@@ -106,7 +107,8 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
 
 def _external(method, spec: dict, model, arch: str, setting: str, seed: int, num_classes: int, options: dict, data_path, train_subset) -> tuple:
     """The pruned network of an external method fitted to ``arch`` (masked, for a masked one),
-    its Pruned (prune.json's notes of where it came from) and its per-layer rows."""
+    its Pruned (prune.json's notes of where it came from), its per-layer rows and the full
+    network it is counted against; a module with a ``reference`` is kept as it is (foreign)."""
     from prunebench.methods import external as ext
 
     function, module_file = spec.get("function"), spec.get("module")
@@ -115,18 +117,36 @@ def _external(method, spec: dict, model, arch: str, setting: str, seed: int, num
     elif (function is None) == (module_file is None):
         raise UserError(f"the {method.name} method prunes by a function (--function) or a pruned module (--pruned-module); pass one of them")
     elif module_file is not None:
-        module, source = ext.read_module(module_file, spec.get("builder")), f"pruned module {module_file}"
+        module, source = foreign.read_module(module_file, spec.get("builder")), f"pruned module {module_file}"
         notes = {"external": {"module": module_file, "module_sha256": sha256(module_file), "builder": spec.get("builder")}}
+        if spec.get("reference"):
+            if method.masked:
+                raise UserError(f"{method.name} reads a dense masked prunebench network; a module pruned from another network ({spec['reference']}) goes with method external")
+            small, layers, full = _foreign(module, spec, source, arch, num_classes, options)
+            return small, methods.Pruned({}, {}, {"external": {**notes["external"], "reference": spec["reference"]}}), layers, full
     else:
         data = Data(data_path, train_subset, None) if data_path is not None else None
         module, found = ext.prune_with(function, model, spec.get("settings") or {}, data)
         source, notes = f"the module {function} returned", {"external": {**found, "settings": spec.get("settings") or {}}}
     small = ext.fit_registry(module, arch, num_classes, options, source)
     if not method.masked:
-        return small, methods.Pruned({}, {}, notes), width_layers(models.build(arch, None, num_classes, **options), small)
+        return small, methods.Pruned({}, {}, notes), width_layers(models.build(arch, None, num_classes, **options), small), model
     found = ext.dense_masks(module, small, arch, source)
     pruned = methods.Pruned({}, masks.pruned_ratios(found), notes, masks=found)
-    return masks.apply(small, found), pruned, mask_layers(model, pruned)
+    return masks.apply(small, found), pruned, mask_layers(model, pruned), model
+
+
+def _foreign(module, spec: dict, source: str, arch: str, num_classes: int, options: dict) -> tuple:
+    """A pruned module of another network, kept as it is: checked against its reference (every
+    layer there, no wider) and to classify the data's images; the module marked with the recipe
+    that rebuilds it, its per-layer rows, and the reference network, counted at the family's size."""
+    family = family_model(arch, num_classes, options)
+    full = foreign.sized(foreign.built(spec["reference"], "reference network"), family)
+    layers = foreign.layer_rows(module, full, source, spec["reference"])
+    for net, what in ((full, f"reference network {spec['reference']}"), (module, source)):
+        foreign.check_forward(net, num_classes, full.image_size, what)
+    recipe = {"file": spec["module"], "sha256": sha256(spec["module"]), "builder": spec.get("builder"), "reference": spec["reference"]}
+    return foreign.adopt(module, recipe, family), layers, full
 
 
 def init_run(base_path: str, metrics_path: str, out: str) -> dict:

@@ -246,7 +246,8 @@ def _summed(loss_sum: torch.Tensor, correct: torch.Tensor, ctx: distributed.Cont
 def _fingerprint(hp: Hparams, model: nn.Module, loader: dict) -> dict:
     """What a checkpoint must match to be resumed: the hyperparameters, the architecture and how
     the data is loaded (ImageNet's crop and resize; nothing on CIFAR, so old checkpoints match)."""
-    return {"hparams": hp.as_dict(), "cfg": list(getattr(model, "cfg", [])), **({"loader": loader} if loader else {})}
+    recipe = getattr(model, "foreign_recipe", None)  # another network's module: its file is its architecture
+    return {"hparams": hp.as_dict(), "cfg": list(getattr(model, "cfg", [])), **({"loader": loader} if loader else {}), **({"module": recipe} if recipe else {})}
 
 
 def _save(path, hp, loader, model, optimizer_state, history, epoch, step, loss_sum, correct, partial_time) -> None:

@@ -24,11 +24,11 @@ from prunebench.core.io import all_or_none, sha256, write_together
 from prunebench.core.limits import check_crop_fits
 from prunebench.core.provenance import config_sha256, device_name, provenance
 from prunebench.data import open_data
-from prunebench.models import masks
+from prunebench.models import foreign, masks
 from prunebench.models.counting import count_macs, count_macs_by_mask, count_params
 
 from . import distributed
-from .checkpoints import load_model, save_model, weights_sha256
+from .checkpoints import family_model, load_model, save_model, weights_sha256
 from .checks import mask_checks
 from .evaluation import evaluate_run
 from .loop import fit_group
@@ -128,6 +128,12 @@ def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, di
             )
         cfg, options = meta["cfg"], meta["options"]
         inputs["architecture"] = {"path": spec.init, "sha256": sha256(spec.init)}
+        if foreign.recipe_of(pruned) is not None:
+            if spec.arm == "winning":
+                raise UserError(f"{spec.init} is another network's module, not a masked model; the winning ticket puts masks on theta_0 (use a masked method)")
+            # Another network's pruned module: its own layers, drawn afresh by the family's rule.
+            foreign.reinit(pruned, family_model(spec.arch, num_classes, options))
+            return pruned, options, inputs, spec
         model = models.build(spec.arch, cfg, num_classes, **options)
         if spec.arm == "winning":
             if not masks.is_masked(pruned):
@@ -168,7 +174,11 @@ def _prepare(spec: RunSpec, data, data_path: str, protocol: ArmProtocol, hparams
     inputs = {"data": {"path": data_path, "sha256": sha256(data_path)}, **inputs}
     init_hash = weights_sha256(model)  # theta_0 as trained from, before the first step
     own_options = spec.arm not in ("base", "finetune", "soft") and methods.get(spec.method).scratch_options
-    full = models.build(spec.arch, None, data.num_classes, **(models.check_options(spec.arch, spec.options) if own_options else options))
+    recipe = foreign.recipe_of(model)
+    if recipe is not None:  # another network's pruned module: counted against its own reference
+        full = foreign.sized(foreign.reference(recipe), model)
+    else:
+        full = models.build(spec.arch, None, data.num_classes, **(models.check_options(spec.arch, spec.options) if own_options else options))
     # A masked network's architecture is its masks: a kept weight that happens to start at exactly 0
     # (theta_0 or a fresh draw) is still trained, so it counts (evaluate's macs_agree checks this).
     macs = count_macs_by_mask(model) if masks.is_masked(model) else count_macs(model)

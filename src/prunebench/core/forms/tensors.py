@@ -24,9 +24,21 @@ def tensor(dtype: torch.dtype | None = None, ndim: int | None = None, tail: tupl
     return Annotated[torch.Tensor, AfterValidator(check)]
 
 
+class ForeignRecipe(Form):
+    """A network from outside the registry (:mod:`prunebench.models.foreign`): the user's file
+    that rebuilds its structure, the file's hash, and the reference network it was pruned from."""
+
+    KIND = "foreign module recipe"
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    builder: str | None = None
+    reference: str
+
+
 class ModelFile(Form):
     """model.pt, pruned.pt, init.pt: ``models.build(arch, cfg, num_classes, **options)`` and the
-    state dict that fits it; a masked model adds its bool masks."""
+    state dict that fits it; a masked model adds its bool masks. A foreign network (``module``)
+    is rebuilt from its recipe instead, ``arch`` naming its family and ``cfg`` empty."""
 
     KIND = "prunebench model file"
     arch: str
@@ -36,6 +48,7 @@ class ModelFile(Form):
     state_dict: dict[str, torch.Tensor]
     masks: dict[str, tensor(torch.bool)] | None = None
     run: dict[str, Any] | None = None
+    module: ForeignRecipe | None = None
 
 
 class TrainingCheckpoint(Form):
