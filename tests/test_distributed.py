@@ -30,7 +30,7 @@ def manifest(tmp_path_factory) -> Path:
     return out
 
 
-def _train(out: Path, manifest: Path, processes: int, *extra: str) -> subprocess.CompletedProcess:
+def _command(out: Path, manifest: Path, processes: int, *extra: str) -> list[str]:
     """ThiNet's VGG-Tiny (no BatchNorm, no dropout) trained from scratch for 2 epochs at global
     batch 8 on 21 images: the last batch of an epoch is 5 images, split 3 + 2 over two processes."""
     args = [
@@ -40,8 +40,12 @@ def _train(out: Path, manifest: Path, processes: int, *extra: str) -> subprocess
         "--model-out", str(out / "model.pt"), "--metrics-out", str(out / "metrics.json"), *extra,
     ]  # fmt: skip
     launch = [sys.executable, "-m", "prunebench"] if processes == 1 else [TORCHRUN, "--standalone", f"--nproc-per-node={processes}", "-m", "prunebench"]
+    return launch + args
+
+
+def _train(out: Path, manifest: Path, processes: int, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(launch + args, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(_command(out, manifest, processes, *extra), capture_output=True, text=True, env=env, timeout=300)
 
 
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed with torch here")

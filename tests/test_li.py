@@ -24,7 +24,7 @@ from prunebench.pruning.activations import feature_map_stats
 from prunebench.pruning.criteria import keep_top
 from prunebench.report import li_table2
 from prunebench.studies.analyses import curves, retrained
-from prunebench.training.checkpoints import load_model
+from prunebench.training.checkpoints import load_model, save_model
 from prunebench.training.jobs import prune_run
 from prunebench.training.runs import ArmProtocol, RunSpec, train_run
 
@@ -172,8 +172,9 @@ def trained(tiny_prepared, tmp_path_factory):
 def test_layer_by_layer_prunes_the_last_step_and_nothing_else(trained, tiny_prepared):
     d = trained
     prune_run(str(d / "base.pt"), "layerwise", "A_1", 1, str(d / "s1.pt"), str(d / "s1.json"))
-    step1, _ = load_model(d / "s1.pt")
-    prune_run(str(d / "s1.pt"), "layerwise", "A_2", 1, str(d / "s2.pt"), str(d / "s2.json"))
+    step1, meta = load_model(d / "s1.pt")
+    save_model(d / "s1-ft.pt", step1, "resnet56", 10, options=meta["options"], run={**meta["run"], "arm": "finetune"})  # step 1, as if fine-tuned
+    prune_run(str(d / "s1-ft.pt"), "layerwise", "A_2", 1, str(d / "s2.pt"), str(d / "s2.json"))
     step2, _ = load_model(d / "s2.pt")
     assert list(step2.cfg) == methods.get("layerwise").scratch_cfg("resnet56", "A_2")
     name = steps("resnet56", "A")[1][0]

@@ -14,7 +14,7 @@ from prunebench.core.utils import seed_everything
 from prunebench.methods.lottery import filter_masks, parse_rounds, previous_round, prune_remaining
 from prunebench.models import masks
 from prunebench.studies.study import check, rows
-from prunebench.training.checkpoints import load_model, weights_sha256
+from prunebench.training.checkpoints import load_model, save_model, weights_sha256
 from prunebench.training.jobs import init_run, prune_run
 from prunebench.training.runs import ArmProtocol, RunSpec, starting_model, train_run
 
@@ -116,7 +116,10 @@ def test_iterative_rounds_prune_a_fraction_of_the_remaining_weights(base, tmp_pa
     assert after == before - int(before * 0.2) - 1  # thr = sorted nonzero[int(n * 0.2)], keep > thr
     old = masks.masks_of(model)
     assert all(not (found[k] & ~old[k]).any() for k in old)  # nothing pruned comes back
-    report = prune_run(str(d / "pruned.pt"), "iterative", "2x0.2", 3, str(tmp_path / "r2.pt"), str(tmp_path / "r2.json"))
+    meta = load_model(d / "pruned.pt")[1]
+    round1 = {**meta["run"], "method": "iterative", "setting": "1x0.2", "arm": "winning"}  # as if round 1's winning ticket
+    save_model(tmp_path / "r1.pt", model, meta["arch"], meta["num_classes"], options=meta["options"], run=round1)
+    report = prune_run(str(tmp_path / "r1.pt"), "iterative", "2x0.2", 3, str(tmp_path / "r2.pt"), str(tmp_path / "r2.json"))
     assert report["round"] == 2 and report["nominal_sparsity"] == pytest.approx(0.36)
 
 

@@ -7,8 +7,10 @@ atomically. Known user errors end in one line on stderr and a non-zero exit; set
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
 
 import click
@@ -17,6 +19,7 @@ import torch
 from prunebench import __version__, models
 from prunebench.core.errors import UserError
 from prunebench.core.io import check_outputs
+from prunebench.core.run_lock import run_folders, wait_when_busy
 from prunebench.data.cifar import NORMALISATIONS
 from prunebench.models.counting import count_macs, count_params, scratch_b_epochs
 from prunebench.training.fused import FUSE_MODES
@@ -77,6 +80,19 @@ def _options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
             raise click.BadParameter(f"{text!r} is not KEY=VALUE, e.g. shortcut_grad=true")
         out[key] = {"true": True, "false": False}.get(value.lower(), value)
     return out
+
+
+def _held(*outputs: str | None):
+    """The run folders of ``outputs``, held for the command's life (one writer each:
+    :mod:`prunebench.core.run_lock`); a data-parallel run's other ranks write nothing."""
+    return run_folders(*outputs) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+
+
+def _wait_option(command):
+    return click.option(
+        "--wait", is_flag=True, expose_value=False, callback=lambda ctx, param, value: wait_when_busy(value),
+        help="If another process is writing a run folder this writes into, wait for it to end (default: end at once, naming it).",
+    )(command)
 
 
 def _method_setting(method: str | None, setting: str | None, variant: str | None) -> tuple[str | None, str | None]:
@@ -208,6 +224,7 @@ def describe(arch: str, variant: str | None, method: str | None, setting: str | 
 @click.option("--fuse", default="auto", show_default=True, type=click.Choice(FUSE_MODES), help="Several --seed values: one fused network (auto: on a GPU only, where it is faster) or one run after another.")
 @click.option("--compile", "compile_mode", default="none", show_default=True, type=click.Choice(COMPILE_MODES), help="torch.compile mode for the model (reduce-overhead uses CUDA graphs).")
 @imagenet_options(train=True)
+@_wait_option
 def train(**o) -> None:
     """Train one run (any arm) and write its model and metrics; resumes from its checkpoint.
     Several --seed values train their runs as one fused job (the same network K times, each copy
@@ -231,22 +248,11 @@ def train(**o) -> None:
     hparams = {k: o[k] for k in ("batch_size", "test_batch_size", "momentum", "weight_decay", "precision", "sparsity", "nesterov", "normalisation")}
     hparams["compile"] = o["compile_mode"]
     protocol = ArmProtocol(o["epochs"], o["lr"], o["milestones"], o["gamma"], o["warmup_epochs"], o["warmup_lr"], o["scratch_b_budget"] == "after-mask", o["max_epochs"], o["scratch_b_steps"], o["scratch_b_cap"], o["scratch_b_epochs"])
-    train_runs(
-        specs,
-        o["data_path"],
-        protocol,
-        hparams,
-        choose_device(o["device"]),
-        list(o["model_out"]),
-        list(o["metrics_out"]),
-        list(o["checkpoint"]) or None,
-        o["train_subset"],
-        o["test_subset"],
-        o["scale"],
-        loader_options(o),
-        list(o["eval_out"]) or None,
-        o["fuse"],
-    )
+    with _held(*o["model_out"], *o["metrics_out"], *o["eval_out"], *o["checkpoint"]):
+        train_runs(
+            specs, o["data_path"], protocol, hparams, choose_device(o["device"]), list(o["model_out"]), list(o["metrics_out"]), list(o["checkpoint"]) or None,
+            o["train_subset"], o["test_subset"], o["scale"], loader_options(o), list(o["eval_out"]) or None, o["fuse"],
+        )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- init
@@ -254,13 +260,15 @@ def train(**o) -> None:
 @click.option("--base", "base_path", required=True, type=click.Path(dir_okay=False), help="The trained base's model.pt.")
 @click.option("--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False), help="The base's metrics.json (holds the hash of its init).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="init.pt to write.")
+@_wait_option
 def init(base_path: str, metrics_path: str, out: str) -> None:
     """Write a base run's initial weights theta_0 (the lottery ticket's init), rebuilt from its
     seed and checked against the hash the base recorded before training."""
     from prunebench.training.jobs import init_run
 
     check_outputs(out)
-    init_run(base_path, metrics_path, out)
+    with _held(out):
+        init_run(base_path, metrics_path, out)
 
 
 # --------------------------------------------------------------------------- prune
@@ -282,6 +290,7 @@ def init(base_path: str, metrics_path: str, out: str) -> None:
 @click.option("--pruned-module", type=click.Path(dir_okay=False), help="A model pruned by other code: torch.save(model), or its state dict with --builder (method external).")
 @click.option("--builder", default=None, help="With --pruned-module holding a state dict: package.module:function returning the pruned module.")
 @click.option("--reference", default=None, help="With --pruned-module not pruned from our registry's network: package.module:function returning the full network it was pruned from (trained as it is).")
+@_wait_option
 def prune(model_path: str, method: str | None, setting: str | None, variant: str | None, criterion: str | None, ratio: float | None, seed: int, out: str, report_path: str, physical_out: str | None, data_path: str | None, train_subset: int | None,
           function: str | None, keywords: dict, pruned_module: str | None, builder: str | None, reference: str | None) -> None:  # fmt: skip
     """Prune a trained full model by --method at --setting (Li's variants rank filters by their
@@ -311,7 +320,8 @@ def prune(model_path: str, method: str | None, setting: str | None, variant: str
             method = criterion
     if method is None:
         raise UserError("give --method with --setting (or --variant, or --ratio): what to prune, and how much")
-    prune_run(model_path, method, setting, seed, out, report_path, physical_out, data_path, train_subset, external)
+    with _held(out, report_path, physical_out):
+        prune_run(model_path, method, setting, seed, out, report_path, physical_out, data_path, train_subset, external)
 
 
 # --------------------------------------------------------------------------- derive
@@ -325,13 +335,15 @@ def prune(model_path: str, method: str | None, setting: str | None, variant: str
 @click.option("--seed", default=1, show_default=True, type=int, help="Seed of the fresh weights and random masks.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pruned file to write.")
 @click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False), help="prune.json to write.")
+@_wait_option
 def derive(sources: tuple[str, ...], method: str, setting: str, dataset: str, arch: str, options: dict, seed: int, out: str, report_path: str) -> None:
     """Derive an architecture (pruning as architecture search) from the source runs' prune.json
     files (SOURCES) and write it as a pruned file for the scratch arms."""
     from prunebench.training.derivation import derive_run
 
     check_outputs(out, report_path)
-    derive_run(method, setting, dataset, arch, seed, options, list(sources), out, report_path)
+    with _held(out, report_path):
+        derive_run(method, setting, dataset, arch, seed, options, list(sources), out, report_path)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -344,6 +356,7 @@ def derive(sources: tuple[str, ...], method: str, setting: str, dataset: str, ar
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="eval.json to write.")
 @imagenet_options(train=False)
+@_wait_option
 def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: int | None, device: str, threads: int | None, out: str, **o) -> None:
     """Re-evaluate a trained model on the test set and write one table cell's worth of JSON."""
     from prunebench.core.utils import choose_device
@@ -352,7 +365,8 @@ def evaluate(model_path: str, metrics_path: str, data_path: str, test_subset: in
     check_outputs(out)
     if threads:
         torch.set_num_threads(threads)
-    evaluate_run(model_path, metrics_path, data_path, test_subset, choose_device(device), out, loader_options(o))
+    with _held(out):
+        evaluate_run(model_path, metrics_path, data_path, test_subset, choose_device(device), out, loader_options(o))
 
 
 from .data import prepare, standin  # noqa: E402 (datasets: CIFAR prepared, ImageNet checked)

@@ -14,7 +14,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from filelock import FileLock
 
@@ -190,12 +190,15 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint", **kwargs: Any)
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+def exclusive_lock(path: str | os.PathLike, busy: Callable[[str], None] | None = None, holder: str = "") -> Iterator[None]:
     """Hold an exclusive lock on the file ``path`` (created if needed) and delete it on release,
     so that no ``.lock`` file outlives its users, whether the locked work succeeded or not.
 
     Deleting a lock file is safe because a waiter that wakes up holding the lock of a file
-    that has since been deleted (or replaced) lets go and locks the current file instead.
+    that has since been deleted (or replaced) lets go and locks the current file instead. The
+    operating system releases the lock of a process that dies, so a killed holder's file is
+    simply taken over. ``busy``: called with the file's text (the ``holder`` the process that
+    holds it wrote) when another process holds it; it raises to give up, or returns to wait.
     """
     path = Path(path)
     if fcntl is None:  # no flock (Windows): filelock's lock, whose file stays behind
@@ -208,7 +211,7 @@ def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
         except OSError as e:
             raise UserError(f"cannot write {path}: {e.strerror}; choose a writable output path") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _flock(fd, busy)
             mine = os.fstat(fd)
             try:
                 now = os.stat(path)
@@ -221,12 +224,25 @@ def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
             break
         os.close(fd)  # the previous holder deleted this file after we opened it: start over
     try:
+        if holder:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode(), 0)
         yield
     finally:
         try:
             path.unlink(missing_ok=True)  # still holding the lock, so nobody else has it yet
         finally:
             os.close(fd)
+
+
+def _flock(fd: int, busy: Callable[[str], None] | None) -> None:
+    if busy is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            busy(os.pread(fd, 4096, 0).decode(errors="replace").strip())
+    fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 def sha256(path: str | os.PathLike) -> str:

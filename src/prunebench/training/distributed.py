@@ -18,7 +18,11 @@ statistics (``broadcast_buffers``).
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import threading
+import time
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +30,8 @@ import torch.distributed as dist
 from torch import nn
 
 from prunebench.core.errors import UserError
+
+log = logging.getLogger("prunebench")
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,28 @@ def start(ctx: Context, device: torch.device) -> torch.device:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    _end_with_launcher()
     return device
+
+
+WATCH_EVERY = 0.5  # seconds between a rank's looks at its launcher
+
+
+def _end_with_launcher() -> None:
+    """When the launcher (torchrun, this process's parent) dies, as when the shell or workflow
+    that started it is killed outside SLURM, send this process SIGTERM: the loop then saves a
+    checkpoint at the ranks' next common check and the run ends, resumable, instead of training
+    on beside a rerun. A watchdog thread on the parent's pid, since Linux's parent-death signal
+    follows the parent thread, which need not live as long as torchrun."""
+    launcher = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == launcher:
+            time.sleep(WATCH_EVERY)
+        log.warning("the launcher (process %d) is gone: saving a checkpoint and ending", launcher)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="launcher-watchdog", daemon=True).start()
 
 
 def finish(ctx: Context) -> None:

@@ -11,6 +11,7 @@ from prunebench import methods, models
 from prunebench.core.errors import UserError
 from prunebench.core.forms import Metrics, PruneReport, read_form, write_form
 from prunebench.core.io import sha256, write_together
+from prunebench.core.names import normalize_setting
 from prunebench.core.provenance import provenance
 from prunebench.data.cifar import Data
 from prunebench.models import foreign, masks
@@ -40,6 +41,7 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
     method.check_setting(arch, setting)
     if list(meta["cfg"]) != models.default_cfg(arch) and not method.chained:
         raise UserError(f"{model_path} is already pruned (cfg {meta['cfg']}); prune the full {arch} model")
+    _check_source(method, setting, meta.get("run") or {}, model_path)
     model.eval()
     evidence = {}
     if method.data_for(setting):
@@ -103,6 +105,22 @@ def prune_run(model_path: str, method_name: str, setting: str, seed: int, out: s
     write_together(*writes)
     log.info("pruned %s by %s at %s: MACs -%.1f%%, params -%.1f%% -> %s", arch, method_name, setting, report["macs_reduction_pct"], report["params_reduction_pct"], out)
     return report
+
+
+def _check_source(method, setting: str, run: dict, path: str) -> None:
+    """The model is the run this method prunes at ``setting``: the base, or its own arm at this
+    setting (SFP's soft run at its keep rate) or at the previous one (a chained method's round)."""
+    source = method.source(setting)
+    if source is None:
+        if run.get("arm", "base") != "base":
+            raise UserError(f"{path} is a {run.get('arm')} run, not a trained base; {method.name} prunes the base run's model.pt")
+        return
+    want = (method.name, normalize_setting(source[0]), source[1])
+    got = (run.get("method"), normalize_setting(run.get("setting")), run.get("arm", "base"))
+    if got != want:
+        what = "a trained base" if got[2] == "base" else f"the {got[2]} run of {got[0]} at {got[1]}"
+        other = source[0] == setting and (got[0], got[2]) == (want[0], want[2])  # the same run kind at another setting
+        raise UserError(f"{path} is {what}, but {method.name} at {setting} prunes its {want[2]} run at {want[1]}; pass that run's model.pt{f', or --setting {got[1]}' if other else ''}")
 
 
 def _external(method, spec: dict, model, arch: str, setting: str, seed: int, num_classes: int, options: dict, data_path, train_subset) -> tuple:

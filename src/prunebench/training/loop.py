@@ -216,6 +216,8 @@ def fit_group(
                 "/".join(f"{h[-1]['train_accuracy']:.2f}" for h in histories), tested, seconds,
                 hms(sum(times) / len(times) * (epochs - epoch - 1)),
             )  # fmt: skip
+            if ctx.world > 1 and epoch + 1 < epochs and distributed.any_true(sigterm.raised, ctx, device):  # an epoch shorter than SIGNAL_EVERY steps
+                raise Interrupted(f"SIGTERM in epoch {epoch + 1}; checkpoint saved at its end to {checkpoints[0]}")
     if k > 1:
         net.to_copies()
     return [_result(history, graph == "cuda" and getattr(train_step, "active", False), k) for history in histories]

@@ -22,6 +22,7 @@ from prunebench.core.errors import UserError
 from prunebench.core.forms import Metrics, write_form
 from prunebench.core.io import all_or_none, sha256, write_together
 from prunebench.core.limits import check_crop_fits
+from prunebench.core.names import normalize_setting
 from prunebench.core.provenance import config_sha256, device_name, provenance
 from prunebench.data import open_data
 from prunebench.models import foreign, masks
@@ -104,6 +105,17 @@ def _theta0(path: str, arch: str, num_classes: int, options: dict) -> dict:
     return model.state_dict()
 
 
+def _check_pruned_by(spec: RunSpec, source: dict, given_only: bool = False) -> None:
+    """The pruned file was made by the run's method at its setting (``given_only``: where the
+    command names them; a fine-tuned run otherwise takes both from the file)."""
+    pairs = [(spec.method, source.get("method")), (normalize_setting(spec.setting), normalize_setting(source.get("setting")))]
+    if any(want != got for want, got in pairs if not given_only or want is not None):
+        raise UserError(
+            f"{spec.init} was pruned by {source.get('method')} at {source.get('setting')}, not {spec.method} at"
+            f" {spec.setting}; pass the pruned file of this method and setting"
+        )
+
+
 def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, dict, RunSpec]:
     """(model, model options, input files, spec) of a run; call after seeding, as init draws from
     it. A fine-tuned run takes its method and setting from the pruned file it starts from."""
@@ -111,6 +123,7 @@ def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, di
     if spec.arm == "finetune":
         model, meta = _pruned_file(spec.init, spec.arch, num_classes)
         source = meta.get("run", {})
+        _check_pruned_by(spec, source, given_only=True)
         spec = replace(spec, method=source.get("method", spec.method), setting=source.get("setting", spec.setting))
         return model, meta["options"], {"init": {"path": spec.init, "sha256": sha256(spec.init)}}, spec
     inputs = {}
@@ -120,12 +133,7 @@ def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, di
     elif methods.get(spec.method).learned:
         # The learned architecture (cfg with channel selections, or masks) and its options, fresh weights.
         pruned, meta = _pruned_file(spec.init, spec.arch, num_classes)
-        source = meta.get("run", {})
-        if (source.get("method"), source.get("setting")) != (spec.method, spec.setting):
-            raise UserError(
-                f"{spec.init} was pruned by {source.get('method')} at {source.get('setting')}, not {spec.method} at"
-                f" {spec.setting}; pass the pruned file of this method and setting"
-            )
+        _check_pruned_by(spec, meta.get("run", {}))
         cfg, options = meta["cfg"], meta["options"]
         inputs["architecture"] = {"path": spec.init, "sha256": sha256(spec.init)}
         if foreign.recipe_of(pruned) is not None:
