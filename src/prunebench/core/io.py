@@ -141,8 +141,10 @@ def all_or_none(*paths: str | os.PathLike | None) -> Iterator[None]:
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
     import torch  # here, not at the top: the report commands use this module without torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # Through an open file, not its path: torch names the archive's inner folder after a path's
+    # file name (here the random temporary one), so identical content would give other bytes.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -82,8 +82,18 @@ def family_model(arch: str, num_classes: int, options: dict) -> nn.Module:
 def weights_sha256(model: nn.Module) -> str:
     """One hash of a model's weights (names, shapes, dtypes and values, in state-dict order):
     how a base run records its initial weights so theta_0 rebuilt later can be checked equal."""
+    return _tensors_sha256(masks.plain_state_dict(model).items())
+
+
+def parameters_sha256(model: nn.Module) -> str:
+    """One hash of a model's parameters alone (data-parallel replicas share them; each keeps
+    its own BatchNorm running statistics until rank 0's are broadcast)."""
+    return _tensors_sha256((k, v.detach().cpu()) for k, v in model.named_parameters())
+
+
+def _tensors_sha256(items) -> str:
     digest = hashlib.sha256()
-    for key, value in masks.plain_state_dict(model).items():
+    for key, value in items:
         digest.update(f"{key}:{tuple(value.shape)}:{value.dtype};".encode())
         digest.update(value.numpy().tobytes() if value.dtype != torch.bfloat16 else value.float().numpy().tobytes())
     return digest.hexdigest()

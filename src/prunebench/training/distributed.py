@@ -114,6 +114,15 @@ def all_sum(t: torch.Tensor, ctx: Context) -> torch.Tensor:
     return t
 
 
+def gather(value, ctx: Context) -> list:
+    """Every process's ``value`` (any picklable object), in rank order, in every process."""
+    if ctx.world == 1:
+        return [value]
+    out = [None] * ctx.world
+    dist.all_gather_object(out, value)
+    return out
+
+
 def any_true(flag: bool, ctx: Context, device: torch.device) -> bool:
     """Whether ``flag`` is set in any process (a SIGTERM that reached one of them)."""
     if ctx.world == 1:

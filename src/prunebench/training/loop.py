@@ -9,6 +9,7 @@ data order and augmentation of each epoch come from a generator seeded by (seed,
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 import time
@@ -127,7 +128,8 @@ def fit_group(
     why = fused.not_fusible(models, hps, ctx.world) if k > 1 else None
     if k > 1 and why is None and (fuse == "off" or (fuse == "auto" and device.type != "cuda")):
         why = "fusion is off" if fuse == "off" else "on a CPU they are faster unfused"
-    states = [_resume(c, hp, m, data.loader) for c, hp, m in zip(checkpoints, hps, models)] if why is None else []
+    states = [_resume(c, hp, m, data.loader, ctx.world) for c, hp, m in zip(checkpoints, hps, models)] if why is None else []
+    _same_state_everywhere(states, checkpoints, ctx)
     if why is None and len({(s["epoch"], s["step"]) for s in states}) > 1:
         why = "their checkpoints stopped at different points"
     if why is not None:
@@ -159,7 +161,7 @@ def fit_group(
             return
         for i, (c, h, m) in enumerate(zip(checkpoints, hps, models)):
             opt_state = graphs.plain_state(optimizer) if k == 1 else fused.copy_optimizer_state(optimizer, i)
-            _save(c, h, data.loader, m, opt_state, histories[i], epoch, step, float(sums[0][i]), int(sums[1][i]), partial_time)
+            _save(c, h, data.loader, ctx.world, m, opt_state, histories[i], epoch, step, float(sums[0][i]), int(sums[1][i]), partial_time)
 
     epochs = hp.schedule.epochs
     times: list[float] = []  # epochs run by this process, for the ETA
@@ -245,18 +247,48 @@ def _summed(loss_sum: torch.Tensor, correct: torch.Tensor, ctx: distributed.Cont
     return both[0], both[1].long()
 
 
-def _fingerprint(hp: Hparams, model: nn.Module, loader: dict) -> dict:
-    """What a checkpoint must match to be resumed: the hyperparameters, the architecture and how
-    the data is loaded (ImageNet's crop and resize; nothing on CIFAR, so old checkpoints match)."""
+def _fingerprint(hp: Hparams, model: nn.Module, loader: dict, processes: int) -> dict:
+    """What a checkpoint must match to be resumed: the hyperparameters (precision included), the
+    architecture, how the data is loaded (ImageNet's crop and resize) and the number of
+    processes, since each changes the arithmetic of a step. A fused copy's checkpoint is the one
+    its run alone writes (:mod:`.fused`): the two steps differ only in summation order."""
     recipe = getattr(model, "foreign_recipe", None)  # another network's module: its file is its architecture
-    return {"hparams": hp.as_dict(), "cfg": list(getattr(model, "cfg", [])), **({"loader": loader} if loader else {}), **({"module": recipe} if recipe else {})}
+    extra = {**({"loader": loader} if loader else {}), **({"module": recipe} if recipe else {})}
+    return {"hparams": hp.as_dict(), "cfg": list(getattr(model, "cfg", [])), "processes": processes, **extra}
 
 
-def _save(path, hp, loader, model, optimizer_state, history, epoch, step, loss_sum, correct, partial_time) -> None:
+def _differences(saved: dict, now: dict) -> str:
+    """'processes: 2 there, 1 here; hparams.lr: ...': what a checkpoint's fingerprint differs in."""
+    out = []
+    for key in sorted(set(saved) | set(now)):
+        a, b = saved.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and a != b:
+            out += [f"{key}.{k}: {a.get(k)!r} there, {b.get(k)!r} here" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            out.append(f"{key}: {a!r} there, {b!r} here")
+    return "; ".join(out)
+
+
+def _same_state_everywhere(states: list[dict], checkpoints: list[Path], ctx: distributed.Context) -> None:
+    """Every process goes on from the same state: the checkpoint each resumed (its content's hash)
+    or a fresh start, agreed over the processes before the first step; else one line, and no
+    process trains or writes (an earlier run's processes may still be replacing the file)."""
+    if ctx.world == 1:
+        return
+    mine = [s.get("sha256") for s in states]
+    everyone = distributed.gather(mine, ctx)
+    for i, path in enumerate(checkpoints):
+        seen = [rank[i] for rank in everyone]
+        if len(set(seen)) > 1:
+            shown = ", ".join(f"rank {r}: {'a fresh start' if v is None else 'sha256 ' + v[:12]}" for r, v in enumerate(seen))
+            raise UserError(f"the processes of this run resume from different states of {path} ({shown}); end every process of the earlier run, then rerun")
+
+
+def _save(path, hp, loader, processes, model, optimizer_state, history, epoch, step, loss_sum, correct, partial_time) -> None:
     save_torch(
         path,
         {
-            "fingerprint": _fingerprint(hp, model, loader),
+            "fingerprint": _fingerprint(hp, model, loader, processes),
             "epoch": epoch,
             "step": step,
             "loss_sum": float(loss_sum),
@@ -269,9 +301,10 @@ def _save(path, hp, loader, model, optimizer_state, history, epoch, step, loss_s
     )
 
 
-def _resume(path: Path, hp: Hparams, model: nn.Module, loader: dict) -> dict:
+def _resume(path: Path, hp: Hparams, model: nn.Module, loader: dict, processes: int) -> dict:
     """The state to go on from: ``path``'s, its weights loaded into ``model`` and its optimizer
-    state returned (None: start over), if it was saved under ``hp``."""
+    state returned (None: start over), if it was saved under ``hp`` over as many processes;
+    with the hash of what it read (``sha256``), which every process must agree on."""
     fresh = {"epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "partial_time": 0.0, "history": [], "optimizer": None}
     if not path.exists():
         return fresh
@@ -285,9 +318,19 @@ def _resume(path: Path, hp: Hparams, model: nn.Module, loader: dict) -> dict:
     except UserError as e:
         log.warning("ignoring a damaged checkpoint (%s); starting over", e)
         return fresh
-    if ckpt["fingerprint"] != _fingerprint(hp, model, loader):
-        log.warning("checkpoint %s was made with other hyperparameters; starting over", path)
+    now = _fingerprint(hp, model, loader, processes)
+    if ckpt["fingerprint"] != now:
+        log.warning("checkpoint %s was made under other settings (%s); starting over", path, _differences(ckpt["fingerprint"], now))
         return fresh
     model.load_state_dict(ckpt["model"])
     log.info("resuming from %s at epoch %d, step %d", path, ckpt["epoch"] + 1, ckpt["step"])
-    return {k: ckpt[k] for k in fresh}
+    return {**{k: ckpt[k] for k in fresh}, "sha256": _state_sha256(ckpt)}
+
+
+def _state_sha256(ckpt: dict) -> str:
+    """One hash of the state a checkpoint resumes: where it stopped and the weights."""
+    digest = hashlib.sha256(f"{ckpt['epoch']}:{ckpt['step']};".encode())
+    for key, value in ckpt["model"].items():
+        digest.update(f"{key}:{tuple(value.shape)}:{value.dtype};".encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -29,7 +29,7 @@ from prunebench.models import foreign, masks
 from prunebench.models.counting import count_macs, count_macs_by_mask, count_params
 
 from . import distributed
-from .checkpoints import family_model, load_model, save_model, weights_sha256
+from .checkpoints import family_model, load_model, parameters_sha256, save_model, weights_sha256
 from .checks import mask_checks
 from .evaluation import evaluate_run
 from .loop import fit_group
@@ -265,6 +265,7 @@ def train_runs(
     log.info("train %s on %s (%d images), %d epochs, device %s%s", what, data.dataset, data.train_images, todo[0].hp.schedule.epochs, device, f" x {ctx.world} processes" if ctx.world > 1 else "")
     try:
         results = fit_group([r.model for r in todo], data, [r.hp for r in todo], device, [r.checkpoint for r in todo], ctx, fuse=fuse)
+        _same_weights_everywhere([r.model for r in todo], ctx)
     finally:
         distributed.finish(ctx)
     if not ctx.main:
@@ -280,6 +281,16 @@ def train_runs(
         r.checkpoint.unlink(missing_ok=True)
         log.info("done: %sbest %.2f%%, final %.2f%% -> %s", f"seed {r.spec.seed}: " if len(todo) > 1 else "", metrics["best_accuracy"], metrics["final_accuracy"], m)
     return out
+
+
+def _same_weights_everywhere(trained: list[nn.Module], ctx: distributed.Context) -> None:
+    """Data-parallel replicas end with the same weights, or no process writes a final output."""
+    if ctx.world == 1:
+        return
+    everyone = distributed.gather([parameters_sha256(m) for m in trained], ctx)
+    if any(mine != everyone[0] for mine in everyone):
+        shown = ", ".join(f"rank {r}: {d[0][:12]}" for r, d in enumerate(everyone))
+        raise UserError(f"the processes of this run ended with different weights ({shown}); nothing was written: end every process of earlier runs, then rerun")
 
 
 def _write(r: _Run, result: dict, data, ctx, device, train_subset, test_subset, started: float, model_out: str, metrics_out: str) -> dict:
