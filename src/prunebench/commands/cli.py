@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
 
 import click
@@ -22,6 +21,7 @@ from prunebench.core.io import check_outputs
 from prunebench.core.run_lock import run_folders, wait_when_busy
 from prunebench.data.cifar import NORMALISATIONS
 from prunebench.models.counting import count_macs, count_params, scratch_b_epochs
+from prunebench.training.distributed import from_env
 from prunebench.training.fused import FUSE_MODES
 from prunebench.training.runs import ARMS
 from prunebench.training.step import COMPILE_MODES, PRECISIONS
@@ -85,7 +85,7 @@ def _options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 def _held(*outputs: str | None):
     """The run folders of ``outputs``, held for the command's life (one writer each:
     :mod:`prunebench.core.run_lock`); a data-parallel run's other ranks write nothing."""
-    return run_folders(*outputs) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+    return run_folders(*outputs) if from_env().main else contextlib.nullcontext()
 
 
 def _wait_option(command):

@@ -81,7 +81,7 @@ def fit_registry(module: nn.Module, arch: str, num_classes: int, options: dict, 
 
 
 def _check_same_outputs(module: nn.Module, ours: nn.Module, source: str, arch: str) -> None:
-    size = 224 if arch in models.IMAGENET_ARCHS else 32
+    size = models.image_size(arch)
     x = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(0))
     module.eval(), ours.eval()
     with torch.no_grad():

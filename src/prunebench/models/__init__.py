@@ -136,6 +136,11 @@ for _name, _builder, _cfg, _options in (
 IMAGENET_ARCHS = tuple(a for a in _REGISTRY if a not in ARCHS)
 
 
+def image_size(arch: str) -> int:
+    """The side of the images ``arch`` classifies: 224 for the ImageNet families, else 32."""
+    return 224 if arch in IMAGENET_ARCHS else 32
+
+
 def check_arch(arch: str) -> None:
     from prunebench.core.errors import UserError
 

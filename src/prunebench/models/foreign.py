@@ -114,17 +114,17 @@ def recipe_of(model: nn.Module) -> dict | None:
     return getattr(model, "foreign_recipe", None)
 
 
-def sized(module: nn.Module, family: nn.Module) -> nn.Module:
-    """``module`` counted (and checked) at ``family``'s image size; it has no width list of ours."""
+def sized(module: nn.Module, image_size: int) -> nn.Module:
+    """``module`` counted (and checked) on ``image_size`` images; it has no width list of ours."""
     module.cfg = []  # its shapes are its architecture
-    module.image_size = getattr(family, "image_size", 32)
+    module.image_size = image_size
     return module
 
 
-def adopt(module: nn.Module, recipe: dict, family: nn.Module) -> nn.Module:
-    """``module`` marked as a foreign network of ``recipe``, sized as ``family``."""
+def adopt(module: nn.Module, recipe: dict, image_size: int) -> nn.Module:
+    """``module`` marked as a foreign network of ``recipe``, counted on ``image_size`` images."""
     module.foreign_recipe = dict(recipe)
-    return sized(module, family)
+    return sized(module, image_size)
 
 
 def rebuild(recipe: dict, where: str) -> nn.Module:

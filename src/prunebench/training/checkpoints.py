@@ -64,34 +64,30 @@ def load_model(path: str | os.PathLike, expect_arch: str | None = None) -> tuple
 def _load_foreign(path, blob: dict, options: dict) -> tuple[nn.Module, dict]:
     """A foreign network's model file: its structure rebuilt from the user's file, its weights."""
     recipe = blob["module"]
-    model = foreign.adopt(foreign.rebuild(recipe, str(path)), recipe, family_model(blob["arch"], blob["num_classes"], options))
+    if blob.get("masks") is not None:
+        raise UserError(f"{path}: a foreign module with masks; prunebench masks only its own networks, rerun its step")
+    model = foreign.adopt(foreign.rebuild(recipe, str(path)), recipe, models.image_size(blob["arch"]))
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError:
         raise UserError(f"{path}: weights do not fit the module {recipe['file']} rebuilds; the file is damaged or edited, rerun its step") from None
-    if blob.get("masks") is not None:
-        raise UserError(f"{path}: a foreign module with masks; prunebench masks only its own networks, rerun its step")
     return model, {**{k: v for k, v in blob.items() if k not in ("state_dict", "masks")}, "options": options}
-
-
-def family_model(arch: str, num_classes: int, options: dict) -> nn.Module:
-    """The full registry network of a family: its init rule and image size for a foreign module."""
-    return models.build(arch, None, num_classes, **options)
 
 
 def weights_sha256(model: nn.Module) -> str:
     """One hash of a model's weights (names, shapes, dtypes and values, in state-dict order):
     how a base run records its initial weights so theta_0 rebuilt later can be checked equal."""
-    return _tensors_sha256(masks.plain_state_dict(model).items())
+    return tensors_sha256(masks.plain_state_dict(model).items())
 
 
 def parameters_sha256(model: nn.Module) -> str:
     """One hash of a model's parameters alone (data-parallel replicas share them; each keeps
     its own BatchNorm running statistics until rank 0's are broadcast)."""
-    return _tensors_sha256((k, v.detach().cpu()) for k, v in model.named_parameters())
+    return tensors_sha256((k, v.detach().cpu()) for k, v in model.named_parameters())
 
 
-def _tensors_sha256(items) -> str:
+def tensors_sha256(items) -> str:
+    """One hash of (name, CPU tensor) pairs: names, shapes, dtypes and values, in order."""
     digest = hashlib.sha256()
     for key, value in items:
         digest.update(f"{key}:{tuple(value.shape)}:{value.dtype};".encode())

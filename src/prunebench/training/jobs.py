@@ -17,7 +17,7 @@ from prunebench.data.cifar import Data
 from prunebench.models import foreign, masks
 from prunebench.models.counting import count_macs, count_params
 
-from .checkpoints import family_model, load_model, save_model, weights_sha256
+from .checkpoints import load_model, save_model, weights_sha256
 from .checks import kernel_patterns, mask_checks, mask_layers, physical_checks, width_layers
 from .runs import RunSpec, starting_model
 
@@ -140,7 +140,8 @@ def _external(method, spec: dict, model, arch: str, setting: str, seed: int, num
         if spec.get("reference"):
             if method.masked:
                 raise UserError(f"{method.name} reads a dense masked prunebench network; a module pruned from another network ({spec['reference']}) goes with method external")
-            small, layers, full = _foreign(module, spec, source, arch, num_classes, options)
+            recipe = {"file": module_file, "sha256": notes["external"]["module_sha256"], "builder": spec.get("builder"), "reference": spec["reference"]}
+            small, layers, full = _foreign(module, recipe, source, models.image_size(arch), num_classes)
             return small, methods.Pruned({}, {}, {"external": {**notes["external"], "reference": spec["reference"]}}), layers, full
     else:
         data = Data(data_path, train_subset, None) if data_path is not None else None
@@ -148,23 +149,21 @@ def _external(method, spec: dict, model, arch: str, setting: str, seed: int, num
         source, notes = f"the module {function} returned", {"external": {**found, "settings": spec.get("settings") or {}}}
     small = ext.fit_registry(module, arch, num_classes, options, source)
     if not method.masked:
-        return small, methods.Pruned({}, {}, notes), width_layers(models.build(arch, None, num_classes, **options), small), model
+        return small, methods.Pruned({}, {}, notes), width_layers(model, small), model
     found = ext.dense_masks(module, small, arch, source)
     pruned = methods.Pruned({}, masks.pruned_ratios(found), notes, masks=found)
     return masks.apply(small, found), pruned, mask_layers(model, pruned), model
 
 
-def _foreign(module, spec: dict, source: str, arch: str, num_classes: int, options: dict) -> tuple:
+def _foreign(module, recipe: dict, source: str, image_size: int, num_classes: int) -> tuple:
     """A pruned module of another network, kept as it is: checked against its reference (every
     layer there, no wider) and to classify the data's images; the module marked with the recipe
     that rebuilds it, its per-layer rows, and the reference network, counted at the family's size."""
-    family = family_model(arch, num_classes, options)
-    full = foreign.sized(foreign.built(spec["reference"], "reference network"), family)
-    layers = foreign.layer_rows(module, full, source, spec["reference"])
-    for net, what in ((full, f"reference network {spec['reference']}"), (module, source)):
-        foreign.check_forward(net, num_classes, full.image_size, what)
-    recipe = {"file": spec["module"], "sha256": sha256(spec["module"]), "builder": spec.get("builder"), "reference": spec["reference"]}
-    return foreign.adopt(module, recipe, family), layers, full
+    full = foreign.sized(foreign.reference(recipe), image_size)
+    layers = foreign.layer_rows(module, full, source, recipe["reference"])
+    for net, what in ((full, f"reference network {recipe['reference']}"), (module, source)):
+        foreign.check_forward(net, num_classes, image_size, what)
+    return foreign.adopt(module, recipe, image_size), layers, full
 
 
 def init_run(base_path: str, metrics_path: str, out: str) -> dict:

@@ -9,7 +9,6 @@ data order and augmentation of each epoch come from a generator seeded by (seed,
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import signal
 import time
@@ -29,6 +28,7 @@ from prunebench.data.cifar import MEAN, STD, eval_batches, mean_std
 from prunebench.models import masks
 
 from . import distributed, fused, graphs
+from .checkpoints import tensors_sha256
 from .step import Hparams, make_optimizer, make_step
 
 log = logging.getLogger("prunebench.train")
@@ -324,13 +324,7 @@ def _resume(path: Path, hp: Hparams, model: nn.Module, loader: dict, processes: 
         return fresh
     model.load_state_dict(ckpt["model"])
     log.info("resuming from %s at epoch %d, step %d", path, ckpt["epoch"] + 1, ckpt["step"])
-    return {**{k: ckpt[k] for k in fresh}, "sha256": _state_sha256(ckpt)}
-
-
-def _state_sha256(ckpt: dict) -> str:
-    """One hash of the state a checkpoint resumes: where it stopped and the weights."""
-    digest = hashlib.sha256(f"{ckpt['epoch']}:{ckpt['step']};".encode())
-    for key, value in ckpt["model"].items():
-        digest.update(f"{key}:{tuple(value.shape)}:{value.dtype};".encode())
-        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    # what the processes of a data-parallel run compare: where it stopped and the weights
+    position = torch.tensor([ckpt["epoch"], ckpt["step"]])
+    digest = tensors_sha256([("position", position), *((k, v.detach().cpu()) for k, v in ckpt["model"].items())]) if processes > 1 else None
+    return {**{k: ckpt[k] for k in fresh}, "sha256": digest}

@@ -29,7 +29,7 @@ from prunebench.models import foreign, masks
 from prunebench.models.counting import count_macs, count_macs_by_mask, count_params
 
 from . import distributed
-from .checkpoints import family_model, load_model, parameters_sha256, save_model, weights_sha256
+from .checkpoints import load_model, parameters_sha256, save_model, weights_sha256
 from .checks import mask_checks
 from .evaluation import evaluate_run
 from .loop import fit_group
@@ -140,7 +140,7 @@ def starting_model(spec: RunSpec, num_classes: int) -> tuple[nn.Module, dict, di
             if spec.arm == "winning":
                 raise UserError(f"{spec.init} is another network's module, not a masked model; the winning ticket puts masks on theta_0 (use a masked method)")
             # Another network's pruned module: its own layers, drawn afresh by the family's rule.
-            foreign.reinit(pruned, family_model(spec.arch, num_classes, options))
+            foreign.reinit(pruned, models.build(spec.arch, None, num_classes, **options))
             return pruned, options, inputs, spec
         model = models.build(spec.arch, cfg, num_classes, **options)
         if spec.arm == "winning":
@@ -184,7 +184,7 @@ def _prepare(spec: RunSpec, data, data_path: str, protocol: ArmProtocol, hparams
     own_options = spec.arm not in ("base", "finetune", "soft") and methods.get(spec.method).scratch_options
     recipe = foreign.recipe_of(model)
     if recipe is not None:  # another network's pruned module: counted against its own reference
-        full = foreign.sized(foreign.reference(recipe), model)
+        full = foreign.sized(foreign.reference(recipe), model.image_size)
     else:
         full = models.build(spec.arch, None, data.num_classes, **(models.check_options(spec.arch, spec.options) if own_options else options))
     # A masked network's architecture is its masks: a kept weight that happens to start at exactly 0
